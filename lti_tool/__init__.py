@@ -1,0 +1,61 @@
+"""DATAide LTI tool: an LTI 1.3 Advantage tool for Moodle, Open edX and any LTI platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .db import Database
+from .logs import configure_logging
+from .lti import LtiTool
+from .settings import Settings
+from .store import KeyValueStore, RedisStore, SqlStore
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, store: KeyValueStore | None = None) -> Flask:
+    """Build the application. Wiring only: no work happens at import time."""
+    settings = settings or Settings.from_env()
+    instance = Path(settings.instance_path).resolve()
+    app = Flask(
+        __name__,
+        instance_path=str(instance),
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    configure_logging(settings.log_level, settings.secret_key)
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+
+    db = Database(settings.database_url)
+    db.init_app(app)
+    if store is None:
+        store = RedisStore(settings.redis_url) if settings.redis_url else SqlStore(db.engine)
+    app.extensions["dataide_settings"] = settings
+    app.extensions["dataide_store"] = store
+    app.extensions["dataide_lti"] = LtiTool(settings, store)
+
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
+        )
+
+    from .web import init_web
+
+    init_web(app)
+    return app

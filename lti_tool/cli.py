@@ -1,0 +1,384 @@
+"""The ``lti-tool`` command: a Flask CLI group for administrators and developers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from alembic import command as alembic_command
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from lti_tool import create_app
+from lti_tool.db import get_db
+from lti_tool.lti.keys import ensure_current_key, published_jwks, rotate_keys
+from lti_tool.migrations import alembic_config
+from lti_tool.services import coordinators as coord_service
+from lti_tool.services import platforms as platform_service
+from lti_tool.services import users as user_service
+from lti_tool.settings import Settings, SettingsError, generate_secrets
+
+
+def _create_app() -> Flask:
+    try:
+        return create_app()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """DATAide LTI tool administration."""
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["dataide_settings"]
+    return settings
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+# -- setup, secrets, database ------------------------------------------------------------
+
+
+@main.command("setup")
+@with_appcontext
+def setup() -> None:
+    """Migrate the database and generate the tool's keys (idempotent)."""
+    alembic_command.upgrade(alembic_config(_settings().database_url), "head")
+    with get_db().session() as session:
+        key = ensure_current_key(session, _settings().key_encryption_key)
+        kid = key.kid
+    click.echo(f"database ready; tool key {kid}")
+    click.echo(f"home page: {_settings().base_url}/")
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """Secrets for production."""
+
+
+@secrets_group.command("generate")
+def secrets_generate() -> None:
+    """Print fresh SECRET_KEY and KEY_ENCRYPTION_KEY lines for an environment file."""
+    for name, value in generate_secrets().items():
+        click.echo(f"{name}={value}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    alembic_command.upgrade(alembic_config(_settings().database_url), revision)
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    alembic_command.downgrade(alembic_config(_settings().database_url), revision)
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    alembic_command.current(alembic_config(_settings().database_url))
+
+
+@db_group.command("check")
+@with_appcontext
+def db_check() -> None:
+    """Fail when the models differ from the migrations."""
+    alembic_command.check(alembic_config(_settings().database_url))
+
+
+# -- platforms ------------------------------------------------------------------------
+
+
+@main.group("platform")
+def platform_group() -> None:
+    """Register LMS platforms and manage their deployments."""
+
+
+@platform_group.command("add")
+@click.option("--issuer", required=True, help="Platform issuer (iss), e.g. https://lms.example.org")
+@click.option("--client-id", required=True, help="Client id the platform gave the tool.")
+@click.option("--auth-login-url", required=True, help="Platform OIDC authorization URL.")
+@click.option("--auth-token-url", required=True, help="Platform OAuth2 access token URL.")
+@click.option("--key-set-url", required=True, help="Platform public keyset (JWKS) URL.")
+@click.option("--deployment-id", "deployment_ids", multiple=True, help="Repeatable. Open edX: 1.")
+@click.option("--name", default="", help="Name shown to administrators.")
+@click.option("--auth-audience", default=None, help="aud for service tokens, if not the token URL.")
+@click.option(
+    "--frame-origin", "frame_origins", multiple=True, help="Extra origin framing the tool."
+)
+@click.option("--auto-approve/--no-auto-approve", default=False, help="Accept new deployments.")
+@with_appcontext
+def platform_add(**opts: Any) -> None:
+    """Register a platform by hand (Open edX, or any platform without Dynamic Registration)."""
+    spec = platform_service.PlatformSpec(
+        issuer=opts["issuer"].strip(),
+        client_id=opts["client_id"].strip(),
+        auth_login_url=opts["auth_login_url"].strip(),
+        auth_token_url=opts["auth_token_url"].strip(),
+        key_set_url=opts["key_set_url"].strip(),
+        deployment_ids=tuple(d.strip() for d in opts["deployment_ids"]),
+        name=opts["name"],
+        auth_audience=opts["auth_audience"],
+        frame_origins=tuple(opts["frame_origins"]),
+        auto_approve=opts["auto_approve"],
+    )
+    with get_db().session() as session:
+        try:
+            reg = platform_service.add_platform(session, spec)
+        except platform_service.PlatformError as exc:
+            _fail(str(exc))
+        deployments = ", ".join(d.deployment_id for d in reg.deployments) or "none yet"
+        click.echo(f"registered {reg.issuer} / {reg.client_id} (deployments: {deployments})")
+    if not spec.deployment_ids:
+        click.echo(
+            "note: no --deployment-id given; the first launch will wait for "
+            "`lti-tool platform approve` unless --auto-approve is set"
+        )
+
+
+@platform_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def platform_list(as_json: bool) -> None:
+    """List registrations and their deployments."""
+    with get_db().session() as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "issuer": r.issuer,
+                "client_id": r.client_id,
+                "name": r.name,
+                "source": r.source,
+                "auth_login_url": r.auth_login_url,
+                "auth_token_url": r.auth_token_url,
+                "key_set_url": r.key_set_url,
+                "frame_origins": r.frame_origins,
+                "auto_approve": r.auto_approve,
+                "deployments": [
+                    {"deployment_id": d.deployment_id, "status": d.status} for d in r.deployments
+                ],
+            }
+            for r in platform_service.list_platforms(session)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no platform registered; see `lti-tool platform add --help`")
+    for r in rows:
+        click.echo(f"{r['issuer']}  client_id={r['client_id']}  ({r['source']}) {r['name']}")
+        for d in r["deployments"]:
+            click.echo(f"    deployment {d['deployment_id']}: {d['status']}")
+
+
+@platform_group.command("approve")
+@click.option("--issuer", required=True)
+@click.option("--deployment-id", required=True)
+@click.option("--client-id", default=None, help="Needed when the issuer has several.")
+@with_appcontext
+def platform_approve(issuer: str, deployment_id: str, client_id: str | None) -> None:
+    """Activate a pending deployment so its launches are accepted."""
+    with get_db().session() as session:
+        try:
+            platform_service.approve_deployment(session, issuer, deployment_id, client_id)
+        except platform_service.PlatformError as exc:
+            _fail(str(exc))
+    click.echo(f"deployment {deployment_id} of {issuer} is active")
+
+
+@platform_group.command("remove")
+@click.option("--issuer", required=True)
+@click.option("--client-id", default=None)
+@click.option("--deployment-id", default=None, help="Remove only this deployment.")
+@with_appcontext
+def platform_remove(issuer: str, client_id: str | None, deployment_id: str | None) -> None:
+    """Remove a registration (with its deployments) or one deployment."""
+    with get_db().session() as session:
+        try:
+            what = platform_service.remove_platform(session, issuer, client_id, deployment_id)
+        except platform_service.PlatformError as exc:
+            _fail(str(exc))
+    click.echo(f"removed {what}")
+
+
+@platform_group.command("set-org")
+@click.option("--issuer", required=True)
+@click.option("--deployment-id", required=True)
+@click.option("--org", "org_slug", required=True, help="Organization slug (created if new).")
+@click.option("--org-name", default=None)
+@click.option("--client-id", default=None)
+@with_appcontext
+def platform_set_org(**opts: Any) -> None:
+    """Group a deployment under an organization."""
+    with get_db().session() as session:
+        try:
+            org = platform_service.set_organization(
+                session,
+                opts["issuer"],
+                opts["deployment_id"],
+                opts["org_slug"],
+                opts["org_name"],
+                opts["client_id"],
+            )
+        except platform_service.PlatformError as exc:
+            _fail(str(exc))
+        click.echo(f"deployment {opts['deployment_id']} belongs to {org.slug} ({org.name})")
+
+
+@platform_group.command("invite")
+@click.option("--note", default="", help="Who the invitation is for.")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 90))
+@with_appcontext
+def platform_invite(note: str, days: int) -> None:
+    """Print a one-time Dynamic Registration URL for a platform administrator."""
+    with get_db().session() as session:
+        token = platform_service.create_invitation(session, note, days)
+    click.echo(f"{_settings().base_url}/lti/register?invite={token}")
+    click.echo(f"(usable once, for {days} days)", err=True)
+
+
+# -- keys -----------------------------------------------------------------------------
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """The tool's signing keys."""
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate() -> None:
+    """Make a new signing key; the previous one stays published in the JWKS."""
+    with get_db().session() as session:
+        key = rotate_keys(session, _settings().key_encryption_key)
+        kid = key.kid
+    click.echo(f"new current key {kid}; the previous key stays in the JWKS until the next rotation")
+
+
+@keys_group.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """Print the published JWKS."""
+    with get_db().session() as session:
+        click.echo(json.dumps(published_jwks(session), indent=2))
+
+
+# -- coordinators ---------------------------------------------------------------------
+
+
+@main.group("coordinators")
+def coordinators_group() -> None:
+    """Grant the coordinator role (never taken from the LMS)."""
+
+
+@coordinators_group.command("add")
+@click.option("--issuer", required=True)
+@click.option("--sub", required=True, help="The person's LTI subject id on that platform.")
+@click.option("--org", default=None, help="Limit to one organization (slug).")
+@click.option("--note", default="")
+@with_appcontext
+def coordinators_add(issuer: str, sub: str, org: str | None, note: str) -> None:
+    with get_db().session() as session:
+        try:
+            grant = coord_service.add_coordinator(session, issuer, sub, org, note)
+        except coord_service.GrantError as exc:
+            _fail(str(exc))
+        scope = "program-wide" if grant.scope == "*" else f"for {grant.scope}"
+    click.echo(f"coordinator {scope}: {issuer} / {sub}")
+
+
+@coordinators_group.command("list")
+@with_appcontext
+def coordinators_list() -> None:
+    with get_db().session() as session:
+        for g in coord_service.list_coordinators(session):
+            click.echo(f"{g.issuer}  {g.sub}  {g.scope}  {g.note}")
+
+
+@coordinators_group.command("remove")
+@click.option("--issuer", required=True)
+@click.option("--sub", required=True)
+@click.option("--org", default=None)
+@with_appcontext
+def coordinators_remove(issuer: str, sub: str, org: str | None) -> None:
+    with get_db().session() as session:
+        count = coord_service.remove_coordinator(session, issuer, sub, org)
+    click.echo(f"removed {count} grant(s)")
+
+
+# -- users (Law 25 requests) ----------------------------------------------------------
+
+
+@main.group("users")
+def users_group() -> None:
+    """Serve access and deletion requests."""
+
+
+@users_group.command("export")
+@click.option("--issuer", required=True)
+@click.option("--sub", required=True)
+@with_appcontext
+def users_export(issuer: str, sub: str) -> None:
+    """Print, as JSON, everything the tool holds about a person."""
+    with get_db().session() as session:
+        try:
+            data = user_service.export_user(session, issuer, sub)
+        except user_service.UserNotFound as exc:
+            _fail(str(exc))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@users_group.command("erase")
+@click.option("--issuer", required=True)
+@click.option("--sub", required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def users_erase(issuer: str, sub: str, yes: bool) -> None:
+    """Delete a person's data."""
+    if not yes:
+        click.confirm(f"Erase every record of {issuer} / {sub}?", abort=True)
+    with get_db().session() as session:
+        try:
+            user_service.erase_user(session, issuer, sub)
+        except user_service.UserNotFound as exc:
+            _fail(str(exc))
+    click.echo("erased")
+
+
+# -- URLs -----------------------------------------------------------------------------
+
+
+@main.group("lti")
+def lti_group() -> None:
+    """LTI information."""
+
+
+@lti_group.command("urls")
+@with_appcontext
+def lti_urls() -> None:
+    """Print every URL a platform administrator pastes."""
+    base = _settings().base_url
+    click.echo(f"Login initiation (OIDC) URL : {base}/lti/login")
+    click.echo(f"Launch / redirect URL       : {base}/lti/launch")
+    click.echo(f"Deep Linking URL            : {base}/lti/launch")
+    click.echo(f"Public keyset (JWKS) URL    : {base}/lti/jwks")
+    if _settings().registration_open:
+        click.echo(f"Dynamic Registration URL    : {base}/lti/register")
+    else:
+        click.echo("Dynamic Registration URL    : run `lti-tool platform invite` (one-time URL)")

@@ -1,0 +1,44 @@
+"""Rules for addresses the tool is given by platforms and administrators."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def platform_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a platform endpoint, or None when it can.
+
+    Platform URLs must be absolute https URLs; plain http is allowed on loopback hosts
+    only (local development and tests).
+    """
+    try:
+        parts = urlsplit(url or "")
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if not parts.scheme or not host:
+        return "must be an absolute URL such as https://lms.example.org/..."
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and is_loopback_host(host):
+        return None
+    return "must use https (plain http is only accepted for localhost)"
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, or an empty string."""
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""

@@ -1,0 +1,24 @@
+"""HTTP only: parse, call one service, render."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from lti_tool.db import request_session
+from lti_tool.services.platforms import all_frame_origins
+
+from . import home, lti_views, registration_views
+from .errors import init_errors
+from .i18n import init_i18n
+from .security import csp_nonce, init_security
+
+
+def init_web(app: Flask) -> None:
+    init_i18n(app)
+    init_security(app)
+    init_errors(app)
+    app.extensions["dataide_frame_origins"] = lambda: all_frame_origins(request_session())
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    app.register_blueprint(home.bp)
+    app.register_blueprint(lti_views.bp)
+    app.register_blueprint(registration_views.bp)

@@ -1,0 +1,1 @@
+"""Real-browser tests (Chromium via Playwright); see conftest.py for the fixtures."""
