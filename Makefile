@@ -36,7 +36,7 @@ translations: $(BIN)/python
 	@$(BIN)/python scripts/compile_translations.py
 
 extract-messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lti_tool/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o lti_tool/translations/messages.pot .
 	$(BIN)/pybabel update -i lti_tool/translations/messages.pot -d lti_tool/translations --no-fuzzy-matching
 
 migrate: install

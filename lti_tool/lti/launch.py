@@ -174,6 +174,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         body = self._jwt["body"]
         iss = body.get("iss")
         aud = body.get("aud")
+        if isinstance(aud, list) and len(aud) > 1 and not body.get("azp"):
+            raise LtiError("wrong_audience", "several audiences and no azp")
         client_id = body.get("azp") if isinstance(aud, list) and len(aud) > 1 else aud
         if isinstance(client_id, list):
             client_id = client_id[0] if client_id else None

@@ -1,9 +1,10 @@
 """Platform public keys, fetched from each registration's JWKS URL and kept parsed.
 
 Keys stay cached until a token names a ``kid`` the cache does not know: then the JWKS
-is fetched again (platform key rotation), at most once per second per URL and once per
-10 seconds for the same unknown kid, so a forged kid cannot make the tool hammer a
-platform. A key set older than a day is refreshed so revoked keys drop out.
+is fetched again at once (platform key rotation). The same unknown kid is looked up at
+most once per 10 seconds, and a URL is refetched at most 10 times a minute, so forged
+kids cannot make the tool hammer a platform. A key set older than a day is refreshed so
+revoked keys drop out.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import InvalidKeyError, PyJWKError
 
 from .errors import LtiError
 from .http import PlatformHttp
 
 MAX_AGE_SECONDS = 86400.0
-URL_REFETCH_INTERVAL = 1.0
 UNKNOWN_KID_INTERVAL = 10.0
+REFETCHES_PER_MINUTE = 10
 
 
 @dataclass
@@ -29,6 +30,7 @@ class _Entry:
     keys: dict[str, PyJWK]
     fetched_at: float
     unknown_kids: dict[str, float] = field(default_factory=dict)
+    refetches: list[float] = field(default_factory=list)
 
 
 class PlatformKeyCache:
@@ -54,9 +56,10 @@ class PlatformKeyCache:
             return entry.keys[kid]
         if entry is not None and kid not in entry.keys:
             recent = entry.unknown_kids.get(kid)
-            if (recent is not None and now - recent < UNKNOWN_KID_INTERVAL) or (
-                now - entry.fetched_at < URL_REFETCH_INTERVAL
-            ):
+            recent_fetches = [t for t in entry.refetches if now - t < 60.0]
+            if (recent is not None and now - recent < UNKNOWN_KID_INTERVAL) or len(
+                recent_fetches
+            ) >= REFETCHES_PER_MINUTE:
                 raise LtiError("unknown_kid", f"kid {kid!r} is not in {key_set_url}")
         entry = self._fetch(key_set_url, now, entry)
         if kid not in entry.keys:
@@ -78,13 +81,14 @@ class PlatformKeyCache:
                 continue
             try:
                 keys[str(raw["kid"])] = PyJWK(raw, algorithm="RS256")
-            except PyJWKError:
+            except (PyJWKError, InvalidKeyError, ValueError, TypeError):
                 continue  # a malformed key must not hide the good ones
         entry = _Entry(keys=keys, fetched_at=now)
         if old is not None:
             entry.unknown_kids = {
                 k: t for k, t in old.unknown_kids.items() if now - t < UNKNOWN_KID_INTERVAL
             }
+            entry.refetches = [t for t in old.refetches if now - t < 60.0] + [now]
         with self._lock:
             self._entries[url] = entry
         return entry
