@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from lti_tool.domain.launch import LaunchContext
 from lti_tool.settings import Settings
 from lti_tool.store import KeyValueStore
 
+from .deep_linking import LineItemSpec, ResourceLinkItem, sign_deep_linking_response
 from .errors import LtiError, PendingDeployment, PlatformUnreachable
 from .http import PlatformHttp
 from .keys import published_jwks
@@ -23,6 +24,7 @@ from .launch import CookiesBlocked, NeedsPlatformStorage, ToolMessageLaunch
 from .launch_token import FORM_FIELD, HEADER, LaunchTokens
 from .login import LoginResult, ToolOIDCLogin
 from .platform_keys import PlatformKeyCache
+from .services import service_token
 from .state import LoginStateStore
 from .toolconf import DbToolConf
 
@@ -30,12 +32,14 @@ __all__ = [
     "FORM_FIELD",
     "HEADER",
     "CookiesBlocked",
+    "LineItemSpec",
     "LoginResult",
     "LtiError",
     "LtiTool",
     "NeedsPlatformStorage",
     "PendingDeployment",
     "PlatformUnreachable",
+    "ResourceLinkItem",
 ]
 
 
@@ -105,3 +109,20 @@ class LtiTool:
 
     def jwks(self, session: Session) -> dict[str, Any]:
         return published_jwks(session)
+
+    def deep_linking_response(
+        self, session: Session, launch: LaunchContext, items: Sequence[ResourceLinkItem]
+    ) -> tuple[str, str]:
+        """(return URL, signed JWT) for a mentor's selection."""
+        return sign_deep_linking_response(session, self.settings.key_encryption_key, launch, items)
+
+    def service_token(self, session: Session, registration_pk: int, scopes: Sequence[str]) -> str:
+        """An AGS/NRPS access token, cached in the shared store."""
+        return service_token(
+            session,
+            self.settings.key_encryption_key,
+            self.store,
+            self.settings.http_timeout_seconds,
+            registration_pk,
+            scopes,
+        )

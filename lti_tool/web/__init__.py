@@ -7,7 +7,7 @@ from flask import Flask
 from lti_tool.db import request_session
 from lti_tool.services.platforms import all_frame_origins
 
-from . import home, lti_views, registration_views
+from . import deep_linking_views, home, lti_views, registration_views
 from .errors import init_errors
 from .i18n import init_i18n
 from .security import csp_nonce, init_security
@@ -22,3 +22,4 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(lti_views.bp)
     app.register_blueprint(registration_views.bp)
+    app.register_blueprint(deep_linking_views.bp)

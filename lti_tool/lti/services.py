@@ -1,0 +1,86 @@
+"""OAuth2 service tokens for AGS and NRPS (client credentials with a JWT assertion),
+cached per (issuer, client_id, scopes) in the shared store so every worker reuses them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from pylti1p3.exception import LtiServiceException
+from pylti1p3.service_connector import ServiceConnector
+from sqlalchemy.orm import Session
+
+from lti_tool.models import Registration
+from lti_tool.store import KeyValueStore
+
+from .errors import LtiError, PlatformUnreachable
+from .http import USER_AGENT, check_platform_url
+from .toolconf import DbRegistration
+
+#: Tokens are dropped this many seconds before the platform says they expire.
+EXPIRY_MARGIN = 60
+
+
+class TimeoutSession(requests.Session):
+    """A requests session whose calls always have a timeout (pylti1p3 sets none)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+        self.headers["User-Agent"] = USER_AGENT
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeout)
+        kwargs.setdefault("allow_redirects", False)
+        return super().request(method, url, *args, **kwargs)
+
+
+class StoreServiceConnector(ServiceConnector):
+    """pylti1p3's connector with its token cache in the shared store."""
+
+    def __init__(
+        self, registration: DbRegistration, session: requests.Session, store: KeyValueStore
+    ) -> None:
+        super().__init__(registration, session)
+        self._store = store
+        self._registration_row = registration.row
+
+    def _scope_key(self, scopes: Any) -> str:
+        row = self._registration_row
+        raw = "\n".join([row.issuer, row.client_id, *sorted(scopes)])
+        return "svc-token:" + hashlib.sha256(raw.encode()).hexdigest()
+
+    def _get_cached_access_token(self, scope_key: str) -> str | None:
+        return self._store.get(scope_key)
+
+    def _cache_access_token(self, scope_key: str, access_token: str, expires_in: float) -> None:
+        ttl = int(expires_in) - EXPIRY_MARGIN
+        if ttl > 0:
+            self._store.put(scope_key, access_token, ttl)
+
+
+def service_token(
+    session: Session,
+    kek: str,
+    store: KeyValueStore,
+    http_timeout: float,
+    registration_pk: int,
+    scopes: Sequence[str],
+) -> str:
+    """An access token for ``scopes`` from the registration's token endpoint.
+
+    Raises :class:`PlatformUnreachable` when the platform refuses or fails.
+    """
+    row = session.get(Registration, registration_pk)
+    if row is None:
+        raise LtiError("unknown_registration", "registration removed")
+    check_platform_url(row.auth_token_url, "auth_token_url")
+    connector = StoreServiceConnector(
+        DbRegistration(row, session, kek), TimeoutSession(http_timeout), store
+    )
+    try:
+        return str(connector.get_access_token(list(scopes)))
+    except (LtiServiceException, requests.RequestException, KeyError, ValueError) as exc:
+        raise PlatformUnreachable("service_token_refused", f"{row.auth_token_url}: {exc}") from exc
