@@ -57,8 +57,8 @@ test-fast: install-test
 	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: install-test
-	$(BIN)/ruff check lti_tool tests bench
-	$(BIN)/ruff format --check lti_tool tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

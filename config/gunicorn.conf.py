@@ -16,6 +16,9 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
-access_log_format = '{"remote":"%(h)s","request":"%(r)s","status":%(s)s,"bytes":%(B)s,"ms":%(M)s,"request_id":"%({x-request-id}o)s"}'
+access_log_format = (
+    '{"remote":"%(h)s","request":"%(r)s","status":%(s)s,"bytes":%(B)s,"ms":%(M)s,'
+    '"request_id":"%({x-request-id}o)s"}'
+)
 # Each worker builds its own app (and database pool) after the fork.
 preload_app = False
