@@ -17,7 +17,8 @@ max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
 access_log_format = (
-    '{"remote":"%(h)s","request":"%(r)s","status":%(s)s,"bytes":%(B)s,"ms":%(M)s,'
+    # %(U)s is the path without its query string: login hints and invitations stay out.
+    '{"remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,"bytes":%(B)s,"ms":%(M)s,'
     '"request_id":"%({x-request-id}o)s"}'
 )
 # Each worker builds its own app (and database pool) after the fork.

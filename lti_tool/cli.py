@@ -64,7 +64,7 @@ def secrets_group() -> None:
     """Secrets for production."""
 
 
-@secrets_group.command("generate")
+@secrets_group.command("generate", with_appcontext=False)
 def secrets_generate() -> None:
     """Print fresh SECRET_KEY and KEY_ENCRYPTION_KEY lines for an environment file."""
     for name, value in generate_secrets().items():

@@ -179,9 +179,19 @@ def generate_secrets() -> dict[str, str]:
 def _development_secrets(instance: Path) -> dict[str, str]:
     path = instance / "secrets.json"
     if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and {"SECRET_KEY", "KEY_ENCRYPTION_KEY"} <= data.keys():
-            return {k: str(v) for k, v in data.items()}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise SettingsError(
+                f"{path} is not valid JSON: fix it or delete it to generate new development "
+                "secrets (existing launches and tool keys then stop working)."
+            ) from exc
+        if not isinstance(data, dict) or not {"SECRET_KEY", "KEY_ENCRYPTION_KEY"} <= data.keys():
+            raise SettingsError(
+                f"{path} lacks SECRET_KEY or KEY_ENCRYPTION_KEY: fix it or delete it to "
+                "generate new development secrets."
+            )
+        return {k: str(v) for k, v in data.items()}
     instance.mkdir(parents=True, exist_ok=True)
     data = generate_secrets()
     tmp = path.with_name(f"secrets.{os.getpid()}.{secrets.token_hex(4)}.tmp")

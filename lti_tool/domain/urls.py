@@ -38,6 +38,22 @@ def platform_url_problem(url: str) -> str | None:
     return "must use https (plain http is only accepted for localhost)"
 
 
+def url_is_under(url: str, base: str) -> bool:
+    """True when ``url`` has the scheme, host and port of ``base`` and a path inside it.
+
+    ``https://lms.example.org.evil.test/x`` is not under ``https://lms.example.org``.
+    """
+    try:
+        u, b = urlsplit(url), urlsplit(base)
+        same_site = (u.scheme, u.hostname, u.port) == (b.scheme, b.hostname, b.port)
+    except ValueError:
+        return False
+    if not same_site or not u.hostname:
+        return False
+    prefix = b.path.rstrip("/")
+    return u.path == prefix or u.path.startswith(prefix + "/")
+
+
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of a URL, or an empty string."""
     parts = urlsplit(url or "")

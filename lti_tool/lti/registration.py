@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pylti1p3.dynamic_registration import DynamicRegistration
 
-from lti_tool.domain.urls import origin_of
+from lti_tool.domain.urls import origin_of, url_is_under
 
 from . import claims as c
 from .errors import LtiError
@@ -131,7 +131,7 @@ class DynamicRegistrar:
             fields[name] = value
         # The spec binds the configuration URL to its issuer, so a page cannot register the
         # tool on behalf of another platform.
-        if not configuration_url.startswith(fields["issuer"].rstrip("/")):
+        if not url_is_under(configuration_url, fields["issuer"]):
             raise LtiError(
                 "registration_issuer_mismatch",
                 f"{configuration_url} does not start with issuer {fields['issuer']}",

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lti_tool.models import ToolKey
+from lti_tool.models import KEY_CURRENT, ToolKey
 from lti_tool.store import KeyValueStore
 
 
-def readiness(session: Session, store: KeyValueStore) -> dict[str, str]:
+def readiness(session: Session, store: KeyValueStore, kek: str) -> dict[str, str]:
     """Each check's result: ``ok`` or a short reason (no secrets, no stack traces)."""
     checks: dict[str, str] = {}
     try:
-        has_key = session.scalars(select(ToolKey.id).limit(1)).first() is not None
+        key = session.scalars(select(ToolKey).where(ToolKey.status == KEY_CURRENT)).first()
         checks["database"] = "ok"
-        checks["tool_key"] = "ok" if has_key else "missing: run `lti-tool setup`"
+        if key is None:
+            checks["tool_key"] = "missing: run `lti-tool setup`"
+        else:
+            try:
+                Fernet(kek.encode()).decrypt(key.private_pem_encrypted.encode())
+                checks["tool_key"] = "ok"
+            except InvalidToken:
+                checks["tool_key"] = "KEY_ENCRYPTION_KEY does not decrypt the tool key"
     except Exception as exc:  # any driver error means not ready
         checks["database"] = f"error: {type(exc).__name__}"
     try:

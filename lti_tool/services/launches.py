@@ -53,9 +53,16 @@ def _organization_for(session: Session, launch: LaunchContext) -> Organization |
         return session.get(Organization, deployment.organization_id)
     # First launch of this deployment: a `dataide_org` custom parameter groups it with
     # others; by default each deployment is its own organization.
+    # Slugs are scoped by the platform's host, so a course on one platform cannot attach
+    # a deployment to another platform's organization.
     host = urlsplit(launch.issuer).hostname or launch.issuer
-    slug = slugify(launch.custom.get("dataide_org") or f"{host}-{launch.deployment_id}")
-    name = launch.custom.get("dataide_org") or launch.context_title or host
+    requested = launch.custom.get("dataide_org", "").strip()
+    if requested:
+        slug, name = slugify(f"{host}-{requested}"), requested
+    else:
+        # One organization per deployment: (client id, deployment id) within the issuer.
+        slug = slugify(f"{host}-{launch.client_id}-{launch.deployment_id}")
+        name = f"{host} ({launch.client_id} / {launch.deployment_id})"
     org = _get_or_create(
         session,
         lambda: session.scalars(select(Organization).where(Organization.slug == slug)).first(),

@@ -206,19 +206,34 @@ MESSAGES: dict[str, tuple[object, object, object]] = {
         _l("Try again in a few minutes; if it persists, tell your platform administrator."),
     ),
     "platform_http_error": (
-        _l("The platform did not answer"),
-        _l("The platform's public key address answered with an error."),
+        _l("The platform answered with an error"),
+        _l("An address of the platform (public keys or registration) answered with an error."),
         _ADMIN,
     ),
     "platform_bad_json": (
-        _l("The platform did not answer"),
-        _l("The platform's public key address did not return JSON."),
+        _l("The platform's answer is not usable"),
+        _l("An address of the platform (public keys or registration) did not return JSON."),
         _ADMIN,
     ),
     "platform_response_too_large": (
-        _l("The platform did not answer"),
+        _l("The platform's answer is not usable"),
         _l("The platform's answer was too large."),
         _ADMIN,
+    ),
+    "service_token_refused": (
+        _l("The platform refused access"),
+        _l("The platform did not give the tool access to its grade or roster services."),
+        _ADMIN,
+    ),
+    "not_deep_linking": (
+        _l("Nothing to send back"),
+        _l("This page was not opened from the platform's content picker."),
+        _l("Add DATAide content from your course's activity picker."),
+    ),
+    "deep_linking_single": (
+        _l("Only one item can be added"),
+        _l("Your platform accepts a single item at a time."),
+        _l("Choose one item, then repeat for the others."),
     ),
     "launch_token_missing": (
         _l("Your session has ended"),

@@ -45,7 +45,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    checks = readiness(request_session(), store())
+    checks = readiness(request_session(), store(), settings().key_encryption_key)
     ok = all(v == "ok" for v in checks.values())
     response = jsonify({"status": "ok" if ok else "unavailable", "checks": checks})
     response.status_code = 200 if ok else 503

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, g, jsonify, make_response, redirect, render_template, request
 
@@ -46,7 +46,7 @@ def _set_state_cookie(response: Response, name: str, value: str, max_age: int) -
         name,
         value,
         max_age=max_age,
-        path="/lti",
+        path=urlsplit(settings().base_url).path.rstrip("/") + "/lti",
         httponly=True,
         secure=secure,
         # SameSite=None so the cookie comes back on the platform's cross-site form POST;

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, make_response, render_template, request
 
 from lti_tool.db import request_session
+from lti_tool.domain.urls import origin_of, platform_url_problem
 from lti_tool.lti import LtiError
 from lti_tool.lti.registration import DynamicRegistrar
 from lti_tool.services.platforms import (
@@ -27,10 +28,13 @@ def _registrar() -> DynamicRegistrar:
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Response:
-    if rate_limited(store(), "register", max(10, settings().rate_limit_per_minute // 4)):
-        raise LtiError("rate_limited", "registration rate limit", status=429)
     values = request.values
     configuration_url = str(values.get("openid_configuration", ""))
+    # Refusals must be visible in the platform's registration dialog too.
+    if platform_url_problem(configuration_url) is None:
+        allow_framing_by(origin_of(configuration_url))
+    if rate_limited(store(), "register", max(10, settings().rate_limit_per_minute // 4)):
+        raise LtiError("rate_limited", "registration rate limit", status=429)
     registration_token = str(values.get("registration_token", ""))
     invite = str(values.get("invite", ""))
     session = request_session()

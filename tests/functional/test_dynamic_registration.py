@@ -202,3 +202,15 @@ def test_production_needs_a_one_time_invitation(tmp_path: Any, moodle: FakeMoodl
     # The same invitation cannot register a second time.
     again, _ = _register(app, moodle, invite=invite)
     assert again.status_code == 403
+
+
+def test_lookalike_host_cannot_claim_an_issuer(app: Flask, moodle: FakeMoodle) -> None:
+    """A configuration served from another host may not name this host as its issuer."""
+    # "http://localhost:4641" is a string prefix of "http://localhost:46411/...": a plain
+    # startswith check would let this page register for another platform's issuer.
+    moodle.config_override = {"issuer": moodle.base[:-1]}
+    page, _ = _register(app, moodle)
+    assert page.status_code == 400
+    assert "registration_issuer_mismatch" in page.get_data(as_text=True)
+    # Even a refusal is visible inside the registering platform's dialog.
+    assert moodle.base in page.headers["Content-Security-Policy"].split("frame-ancestors")[1]

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy import select
 
+from lti_tool import create_app
 from lti_tool.cli import main
 from lti_tool.db import get_db
 from lti_tool.models import CoordinatorGrant, Deployment, User
@@ -141,3 +142,16 @@ def test_lti_urls_and_invite(run: Any) -> None:
 def test_secrets_generate(run: Any) -> None:
     lines = run("secrets", "generate").output.splitlines()
     assert [line.split("=", 1)[0] for line in lines] == ["SECRET_KEY", "KEY_ENCRYPTION_KEY"]
+
+
+def test_readyz_detects_a_wrong_key_encryption_key(app: Flask, tmp_path: Any) -> None:
+    from lti_tool.settings import generate_secrets
+
+    assert app.test_client().get("/readyz").status_code == 200
+    settings = app.extensions["dataide_settings"]
+    wrong = create_app(
+        settings.with_overrides(key_encryption_key=generate_secrets()["KEY_ENCRYPTION_KEY"])
+    )
+    response = wrong.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "KEY_ENCRYPTION_KEY" in response.get_json()["checks"]["tool_key"]

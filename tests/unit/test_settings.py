@@ -79,3 +79,10 @@ def test_production_refuses_open_registration(tmp_path: Path) -> None:
                 **generate_secrets(),
             )
         )
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"SECRET_KEY": "x"}', "[]"])
+def test_damaged_development_secrets_say_what_to_do(tmp_path: Path, content: str) -> None:
+    (tmp_path / "secrets.json").write_text(content)
+    with pytest.raises(SettingsError, match="delete it"):
+        Settings.from_env(env(tmp_path))

@@ -44,3 +44,25 @@ def test_origin_of() -> None:
 )
 def test_locale_rules(raw: str | None, expected: str | None) -> None:
     assert normalize_locale(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "ok"),
+    [
+        (
+            "https://lms.example.org/mod/lti/openid-configuration.php",
+            "https://lms.example.org",
+            True,
+        ),
+        ("https://lms.example.org/moodle/x", "https://lms.example.org/moodle/", True),
+        ("https://lms.example.org.evil.test/x", "https://lms.example.org", False),
+        ("https://lms.example.org:8443/x", "https://lms.example.org", False),
+        ("http://lms.example.org/x", "https://lms.example.org", False),
+        ("https://lms.example.org/moodle2/x", "https://lms.example.org/moodle", False),
+        ("https://evil.test/?https://lms.example.org", "https://lms.example.org", False),
+    ],
+)
+def test_configuration_url_must_be_under_its_issuer(url: str, base: str, ok: bool) -> None:
+    from lti_tool.domain.urls import url_is_under
+
+    assert url_is_under(url, base) is ok

@@ -1,5 +1,5 @@
-// Ask the LMS to size its iframe to the page (lti.frameResize), and keep the page's
-// launch token fresh in every in-frame form. No framework: fast on old computers.
+// Ask the LMS to size its iframe to the page (lti.frameResize). No framework: fast on
+// old computers.
 (function () {
   "use strict";
   function resize() {
