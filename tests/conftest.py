@@ -53,10 +53,11 @@ def redis_url() -> str:
 
 
 def reset_postgres(url: str) -> None:
+    """Empty the test database completely, whatever an earlier test left in it."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        Base.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 

@@ -25,6 +25,8 @@ def readiness(session: Session, store: KeyValueStore, kek: str) -> dict[str, str
             except InvalidToken:
                 checks["tool_key"] = "KEY_ENCRYPTION_KEY does not decrypt the tool key"
     except Exception as exc:  # any driver error means not ready
+        # An aborted transaction must not poison what runs after (PostgreSQL).
+        session.rollback()
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         store.ping()

@@ -50,7 +50,11 @@ def init_security(app: Flask) -> None:
         if frame_origins is None:
             # Pages shown before a launch is valid (errors, cookie fallback) may be framed
             # by any registered platform, never by anyone else.
-            frame_origins = current_app.extensions["dataide_frame_origins"]()
+            try:
+                frame_origins = current_app.extensions["dataide_frame_origins"]()
+            except Exception:  # database down: answer anyway, framable by no one else
+                current_app.logger.warning("frame origins unavailable", exc_info=True)
+                frame_origins = []
         ancestors = " ".join(["'self'", *sorted(set(frame_origins))])
         form_actions = " ".join(["'self'", *(origin_of(u) or u for u in g.get("form_actions", []))])
         response.headers["Content-Security-Policy"] = (

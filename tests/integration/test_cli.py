@@ -155,3 +155,19 @@ def test_readyz_detects_a_wrong_key_encryption_key(app: Flask, tmp_path: Any) ->
     response = wrong.test_client().get("/readyz")
     assert response.status_code == 503
     assert "KEY_ENCRYPTION_KEY" in response.get_json()["checks"]["tool_key"]
+
+
+def test_readyz_is_a_json_503_when_the_database_fails(backend_app: Flask) -> None:
+    from sqlalchemy import text
+
+    engine = get_db(backend_app).engine
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE tool_keys RENAME TO tool_keys_gone"))
+    try:
+        response = backend_app.test_client().get("/readyz")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tool_keys_gone RENAME TO tool_keys"))
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"].startswith("error")
+    assert "X-Request-ID" in response.headers and "Content-Security-Policy" in response.headers

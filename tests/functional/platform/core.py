@@ -113,6 +113,7 @@ class Platform:
         self.rotate_key(keep_old=False)
         self._logins: dict[str, _Login] = {}
         self._course_pages: dict[tuple[str, str], tuple[LaunchUser, dict[str, Any]]] = {}
+        self._storage_pages: set[tuple[str, str]] = set()
         self.jwks_requests = 0
         self.token_requests = 0
         self.auth_requests = 0
@@ -274,12 +275,33 @@ class Platform:
         return f"{self.tool_login_url}?{urlencode(self.login_params(user, **login_kwargs))}"
 
     def course_page_url(
-        self, user: LaunchUser, *, course: str = "DATAide M1", **login_kwargs: Any
+        self,
+        user: LaunchUser,
+        *,
+        course: str = "DATAide M1",
+        platform_storage: bool = False,
+        **login_kwargs: Any,
     ) -> str:
-        """URL of an LMS course page whose iframe starts a fresh login for ``user``."""
+        """URL of an LMS course page whose iframe starts a fresh login for ``user``.
+
+        With ``platform_storage`` the page implements the platform side of the 1EdTech
+        client-side postMessage storage (``lti.put_data``/``lti.get_data`` for the tool's
+        origin) and the login gets ``lti_storage_target="_parent"`` unless given.
+        """
+        if platform_storage:
+            login_kwargs.setdefault("lti_storage_target", "_parent")
         with self._lock:
             self._course_pages[(course, user.sub)] = (user, dict(login_kwargs))
+            if platform_storage:
+                self._storage_pages.add((course, user.sub))
+            else:
+                self._storage_pages.discard((course, user.sub))
         return f"{self.base_url}/course/{quote(course, safe='')}?user={quote(user.sub, safe='')}"
+
+    def course_page_has_storage(self, course: str, login_hint: str) -> bool:
+        """Whether the registered course page answers platform-storage postMessages."""
+        with self._lock:
+            return (course, login_hint) in self._storage_pages
 
     def course_page_login_url(self, course: str, login_hint: str) -> str | None:
         """A fresh iframe ``src`` for a registered course page, or None if unknown."""

@@ -8,6 +8,7 @@ the flow works for a platform with a strict CSP. All interpolated values are HTM
 
 from __future__ import annotations
 
+import json
 import secrets
 from html import escape
 from urllib.parse import urlsplit
@@ -52,8 +53,55 @@ def auto_post_form(action: str, fields: dict[str, str]) -> tuple[str, str]:
     return html, csp
 
 
-def course_page(*, course: str, iframe_src: str, iframe_title: str) -> tuple[str, str]:
-    """An LMS course page embedding the tool (via its login URL) in a cross-site iframe."""
+# The platform side of the 1EdTech "LTI Client Side postMessages" storage: answers
+# lti.put_data / lti.get_data from the tool's origin only, keeping values in this page's memory
+# (the iframe navigates, the course page stays). Other messages (lti.frameResize) are ignored.
+_PLATFORM_STORAGE_JS = """
+(function () {
+  "use strict";
+  var toolOrigin = %s;
+  var stored = new Map();
+  window.addEventListener("message", function (event) {
+    var data = event.data;
+    if (event.origin !== toolOrigin || !event.source || !data || typeof data !== "object") {
+      return;
+    }
+    var answer = {subject: data.subject + ".response", message_id: data.message_id,
+                  key: data.key};
+    if (data.subject === "lti.put_data") {
+      stored.set(toolOrigin + " " + data.key, String(data.value));
+      answer.value = String(data.value);
+    } else if (data.subject === "lti.get_data") {
+      var name = toolOrigin + " " + data.key;
+      if (stored.has(name)) {
+        answer.value = stored.get(name);
+      } else {
+        answer.error = {code: "bad_request", message: "no value stored under this key"};
+      }
+    } else {
+      return;
+    }
+    event.source.postMessage(answer, event.origin);
+  });
+}());
+"""
+
+
+def course_page(
+    *, course: str, iframe_src: str, iframe_title: str, platform_storage: bool = False
+) -> tuple[str, str]:
+    """An LMS course page embedding the tool (via its login URL) in a cross-site iframe.
+
+    With ``platform_storage`` the page also runs a nonce-ed script answering the tool's
+    ``lti.put_data``/``lti.get_data`` postMessages (``lti_storage_target=_parent``), for the
+    tool's origin (that of ``iframe_src``) only.
+    """
+    script, script_src = "", ""
+    if platform_storage:
+        nonce = secrets.token_urlsafe(16)
+        code = _PLATFORM_STORAGE_JS % json.dumps(origin_of(iframe_src))
+        script = f'\n    <script nonce="{nonce}">{code}    </script>'
+        script_src = f"script-src 'nonce-{nonce}'; "
     html = f"""<!DOCTYPE html>
 <html lang="en">
   <head><meta charset="utf-8"><title>{escape(course)} | Open edX Test Platform</title></head>
@@ -63,14 +111,14 @@ def course_page(*, course: str, iframe_src: str, iframe_title: str) -> tuple[str
       <iframe title="{escape(iframe_title)}" src="{escape(iframe_src)}"
               width="100%" height="800" allowfullscreen="true"
               allow="{OPENEDX_IFRAME_ALLOW}"></iframe>
-    </main>
+    </main>{script}
   </body>
 </html>
 """
     # frame-src covers every navigation inside the iframe: tool login -> platform /auth
     # ('self') -> tool launch.
     csp = (
-        f"default-src 'none'; frame-src 'self' {origin_of(iframe_src)}; "
+        f"default-src 'none'; {script_src}frame-src 'self' {origin_of(iframe_src)}; "
         "base-uri 'none'; form-action 'none'"
     )
     return html, csp

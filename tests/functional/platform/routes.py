@@ -10,7 +10,8 @@ Contract (all on ``Platform.base_url``):
 * ``POST /token``: the consumer's client-credentials grant, answered with the LMS view's JSON
   and status codes; counts ``token_requests``.
 * ``GET /course/<name>?user=<login_hint>``: a course page registered by ``course_page_url``,
-  whose iframe starts a fresh login; 404 when unregistered.
+  whose iframe starts a fresh login; 404 when unregistered. With ``platform_storage`` the page
+  also answers the tool's ``lti.put_data``/``lti.get_data`` postMessages.
 * ``POST /dl/response``: the deep linking return URL (form field ``JWT``); verifies the response
   with the consumer and records a ``DeepLinkingResult``; 200 or 400 page.
 * Anything else: 404 (AGS and NRPS URLs are advertised in launches but not served yet).
@@ -74,9 +75,11 @@ def _course(platform: Platform, course: str, query: dict[str, str]) -> Response:
     src = platform.course_page_login_url(course, query.get("user", ""))
     if src is None:
         return Response.text(404, f"no course page {course!r} for user {query.get('user')!r}")
-    return Response.html(
-        200, pages.course_page(course=course, iframe_src=src, iframe_title="DATAide")
+    storage = platform.course_page_has_storage(course, query.get("user", ""))
+    page = pages.course_page(
+        course=course, iframe_src=src, iframe_title="DATAide", platform_storage=storage
     )
+    return Response.html(200, page)
 
 
 def _deep_linking_response(platform: Platform, token: str) -> Response:
