@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,11 +62,11 @@ class Settings:
     def is_production(self) -> bool:
         return self.environment == "production"
 
-    @property
+    @cached_property
     def base_is_loopback(self) -> bool:
         return is_loopback_host(urlsplit(self.base_url).hostname)
 
-    @property
+    @cached_property
     def secure_cookies(self) -> bool:
         """Whether cookies can carry ``Secure; SameSite=None; Partitioned``.
 
@@ -74,7 +75,7 @@ class Settings:
         """
         return self.base_url.startswith("https://") or self.base_is_loopback
 
-    @property
+    @cached_property
     def registration_open(self) -> bool:
         return self.open_registration or self.base_is_loopback
 

@@ -47,10 +47,8 @@ from .errors import LtiError, PendingDeployment
 from .login import state_cookie_name
 from .platform_keys import PlatformKeyCache
 from .roles import map_roles
-from .state import LoginState, LoginStateStore
+from .state import USED, LoginState, LoginStateStore
 from .toolconf import DbToolConf
-
-USED_STATE_PREFIX = "lti-state-used:"
 
 
 class NeedsPlatformStorage(LtiError):
@@ -135,9 +133,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not self._params.get("id_token"):
             raise LtiError("missing_id_token", "no id_token parameter")
         login_state = self._states.peek(state)
-        if login_state is None:
-            if self._store.get(USED_STATE_PREFIX + state):
-                raise LtiError("launch_replayed", "this state was already used", status=409)
+        if login_state == USED:
+            raise LtiError("launch_replayed", "this state was already used", status=409)
+        if not isinstance(login_state, LoginState):
             raise LtiError("unknown_state", "state unknown or expired")
         cookie = self._cookies.get(state_cookie_name(state))
         if cookie is not None:
@@ -273,10 +271,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def consume_state(self) -> ToolMessageLaunch:
         if self._login_state is None:
             return self
-        state = self._login_state.state
-        if self._states.take(state) is None:
+        if not self._states.consume(self._login_state.state):
             raise LtiError("launch_replayed", "this state was already used", status=409)
-        self._store.put(USED_STATE_PREFIX + state, "1", self._state_ttl)
         self._login_state = None
         return self
 

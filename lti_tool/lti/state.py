@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from lti_tool.store import KeyValueStore
 
 STATE_PREFIX = "lti-state:"
+#: What a state record becomes once a launch used it (kept until it expires, so a replay
+#: gets a clear "already used" instead of "unknown").
+USED = "used"
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,13 @@ class LoginStateStore:
     def save(self, state: LoginState) -> None:
         self._store.put(STATE_PREFIX + state.state, state.to_json(), self._ttl)
 
-    def peek(self, state: str) -> LoginState | None:
+    def peek(self, state: str) -> LoginState | str | None:
+        """The record, :data:`USED` when a launch already consumed it, or None."""
         raw = self._store.get(STATE_PREFIX + state)
-        return LoginState.from_json(raw) if raw else None
+        if raw is None or raw == USED:
+            return raw
+        return LoginState.from_json(raw)
 
-    def take(self, state: str) -> LoginState | None:
-        raw = self._store.take(STATE_PREFIX + state)
-        return LoginState.from_json(raw) if raw else None
+    def consume(self, state: str) -> bool:
+        """Mark the state used; True for exactly one caller."""
+        return self._store.consume(STATE_PREFIX + state, USED)

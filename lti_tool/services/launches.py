@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from lti_tool.models import (
 )
 
 T = TypeVar("T")
+LAST_LAUNCH_RESOLUTION = timedelta(minutes=15)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -83,11 +85,15 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
         lambda: User(issuer=launch.issuer, sub=launch.sub),
     )
     # Keep only what the platform sends now: minimum personal information (Law 25).
+    # Unchanged values write nothing; the launch time is refreshed at most every
+    # LAST_LAUNCH_RESOLUTION, so a returning person's launch usually updates no row.
     user.name = launch.name
     user.given_name = launch.given_name
     user.family_name = launch.family_name
     user.email = launch.email
-    user.last_launch_at = utcnow()
+    now = utcnow()
+    if user.last_launch_at is None or now - user.last_launch_at > LAST_LAUNCH_RESOLUTION:
+        user.last_launch_at = now
 
     context = None
     if launch.context_id:
@@ -126,25 +132,29 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
         )
         link.title = (launch.resource_link_title or "")[:512]
 
-    org = _organization_for(session, launch)
-    scopes = {"*"} | ({org.slug} if org else set())
-    is_coordinator = (
+    deployment = session.get(Deployment, launch.deployment_pk)
+    org_pk = deployment.organization_id if deployment else None
+    if deployment is not None and org_pk is None:
+        org = _organization_for(session, launch)
+        org_pk = org.id if org else None
+    grant_scopes = set(
         session.scalars(
-            select(CoordinatorGrant.id).where(
-                CoordinatorGrant.issuer == launch.issuer,
-                CoordinatorGrant.sub == launch.sub,
-                CoordinatorGrant.scope.in_(scopes),
+            select(CoordinatorGrant.scope).where(
+                CoordinatorGrant.issuer == launch.issuer, CoordinatorGrant.sub == launch.sub
             )
-        ).first()
-        is not None
+        )
     )
+    is_coordinator = "*" in grant_scopes
+    if grant_scopes and not is_coordinator and org_pk is not None:
+        org_row = session.get(Organization, org_pk)
+        is_coordinator = org_row is not None and org_row.slug in grant_scopes
     session.flush()
     roles = launch.roles | {COORDINATOR} if is_coordinator else launch.roles
     result = launch.with_changes(
         user_pk=user.id,
         context_pk=context.id if context else None,
         resource_link_pk=link.id if link else None,
-        organization_pk=org.id if org else None,
+        organization_pk=org_pk,
         roles=frozenset(roles),
         locale=user.locale or launch.locale,
     )

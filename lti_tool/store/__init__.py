@@ -24,6 +24,11 @@ class KeyValueStore(Protocol):
         """Return the value and delete it; of concurrent callers exactly one gets it."""
         ...
 
+    def consume(self, key: str, marker: str) -> bool:
+        """Replace a live value by ``marker`` unless it already is; of concurrent callers
+        exactly one gets True. The key keeps its expiry, so ``get`` then shows the marker."""
+        ...
+
     def add(self, key: str, value: str, ttl: int) -> bool:
         """Set the key only if absent (or expired); True when this call set it."""
         ...

@@ -24,6 +24,12 @@ class RedisStore:
     def take(self, key: str) -> str | None:
         return self._redis.getdel(self._k(key))  # type: ignore[return-value]
 
+    def consume(self, key: str, marker: str) -> bool:
+        # SET ... XX KEEPTTL GET swaps atomically and returns the old value: the caller
+        # that saw something other than the marker is the one that consumed it.
+        old = self._redis.set(self._k(key), marker, xx=True, keepttl=True, get=True)
+        return old is not None and old != marker
+
     def add(self, key: str, value: str, ttl: int) -> bool:
         return bool(self._redis.set(self._k(key), value, ex=max(1, int(ttl)), nx=True))
 

@@ -1,15 +1,29 @@
 """Database implementation of the key/value store (the embedded default).
 
-Each call runs in its own short transaction on its own connection, independent of the
-request's session, so a consumed state stays consumed even if the request fails later.
+Each call is one statement in its own short transaction, on its own connection,
+independent of the request's session: a consumed state stays consumed even if the
+request fails later. SQLite (3.35+) and PostgreSQL get single-statement upserts and
+``DELETE ... RETURNING``; other databases fall back to two statements.
 """
 
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, insert, select, text, update
+from sqlalchemy import (
+    Engine,
+    Integer,
+    String,
+    Table,
+    case,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 
 from lti_tool.models import KeyValueEntry
@@ -18,11 +32,25 @@ _TABLE = cast(Table, KeyValueEntry.__table__)
 _PURGE_EVERY = 500
 
 
+def _dialect_insert(engine: Engine) -> Any:
+    name = engine.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    return None
+
+
 class SqlStore:
     def __init__(self, engine: Engine, clock: object = time.time) -> None:
         self._engine = engine
         self._clock = clock
         self._writes = 0
+        self._upsert_insert = _dialect_insert(engine)
 
     def _now(self) -> float:
         return float(self._clock())  # type: ignore[operator]
@@ -30,21 +58,22 @@ class SqlStore:
     def put(self, key: str, value: str, ttl: int) -> None:
         expires = self._now() + ttl
         with self._engine.begin() as conn:
-            updated = conn.execute(
-                update(_TABLE).where(_TABLE.c.key == key).values(value=value, expires_at=expires)
-            ).rowcount
-            if not updated:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            insert(_TABLE).values(key=key, value=value, expires_at=expires)
-                        )
-                except IntegrityError:
-                    conn.execute(
-                        update(_TABLE)
-                        .where(_TABLE.c.key == key)
-                        .values(value=value, expires_at=expires)
+            if self._upsert_insert is not None:
+                stmt = self._upsert_insert(_TABLE).values(key=key, value=value, expires_at=expires)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[_TABLE.c.key],
+                        set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
                     )
+                )
+            else:
+                updated = conn.execute(
+                    update(_TABLE)
+                    .where(_TABLE.c.key == key)
+                    .values(value=value, expires_at=expires)
+                ).rowcount
+                if not updated:
+                    conn.execute(insert(_TABLE).values(key=key, value=value, expires_at=expires))
         self._maybe_purge()
 
     def get(self, key: str) -> str | None:
@@ -54,15 +83,37 @@ class SqlStore:
             ).scalar_one_or_none()
 
     def take(self, key: str) -> str | None:
+        now = self._now()
         with self._engine.begin() as conn:
+            if self._upsert_insert is not None:
+                # Only the statement whose DELETE removed the row gets the value back.
+                return conn.execute(
+                    delete(_TABLE)
+                    .where(_TABLE.c.key == key, _TABLE.c.expires_at > now)
+                    .returning(_TABLE.c.value)
+                ).scalar_one_or_none()
             value = conn.execute(
-                select(_TABLE.c.value).where(_TABLE.c.key == key, _TABLE.c.expires_at > self._now())
+                select(_TABLE.c.value).where(_TABLE.c.key == key, _TABLE.c.expires_at > now)
             ).scalar_one_or_none()
             if value is None:
                 return None
-            # Only the transaction whose DELETE removed the row owns the value.
             deleted = conn.execute(delete(_TABLE).where(_TABLE.c.key == key)).rowcount
             return value if deleted == 1 else None
+
+    def consume(self, key: str, marker: str) -> bool:
+        with self._engine.begin() as conn:
+            return (
+                conn.execute(
+                    update(_TABLE)
+                    .where(
+                        _TABLE.c.key == key,
+                        _TABLE.c.expires_at > self._now(),
+                        _TABLE.c.value != marker,
+                    )
+                    .values(value=marker)
+                ).rowcount
+                == 1
+            )
 
     def add(self, key: str, value: str, ttl: int) -> bool:
         now = self._now()
@@ -89,6 +140,21 @@ class SqlStore:
 
     def incr(self, key: str, ttl: int) -> int:
         now = self._now()
+        if self._upsert_insert is not None:
+            stmt = self._upsert_insert(_TABLE).values(key=key, value="1", expires_at=now + ttl)
+            expired = _TABLE.c.expires_at <= now
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[_TABLE.c.key],
+                set_={
+                    "value": case(
+                        (expired, "1"),
+                        else_=sql_cast(sql_cast(_TABLE.c.value, Integer) + 1, String),
+                    ),
+                    "expires_at": case((expired, now + ttl), else_=_TABLE.c.expires_at),
+                },
+            ).returning(_TABLE.c.value)
+            with self._engine.begin() as conn:
+                return int(conn.execute(stmt).scalar_one())
         for _ in range(3):
             with self._engine.begin() as conn:
                 conn.execute(delete(_TABLE).where(_TABLE.c.key == key, _TABLE.c.expires_at <= now))

@@ -107,3 +107,39 @@ def test_sql_store_expiry(tmp_path: Path) -> None:
     assert store.purge_expired() == 0
     clock.now += 11
     assert store.purge_expired() == 2
+
+
+def test_consume_once(store: KeyValueStore) -> None:
+    assert store.consume("missing", "used") is False
+    store.put("s", "record", 60)
+    assert store.consume("s", "used") is True
+    assert store.consume("s", "used") is False
+    assert store.get("s") == "used"
+
+
+def test_consume_is_atomic_across_threads(store: KeyValueStore) -> None:
+    store.put("race2", "record", 60)
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(store.consume("race2", "used"))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+
+
+def test_incr_restarts_after_expiry(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'kv.sqlite3'}")
+    Base.metadata.create_all(engine)
+    clock = FakeClock()
+    store = SqlStore(engine, clock=clock)
+    assert [store.incr("c", 10) for _ in range(3)] == [1, 2, 3]
+    clock.now += 11
+    assert store.incr("c", 10) == 1
+    assert store.incr("c", 10) == 2
