@@ -16,11 +16,12 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per request. Connections are recycled instead,
+        # and a connection dropped by the server fails one request, not the next ones.
+        kwargs: dict[str, Any] = {"pool_recycle": 1800}
         if url.startswith("sqlite"):
             # Several gunicorn workers share the file: wait for locks instead of failing.
             kwargs["connect_args"] = {"timeout": 15}
-            kwargs.pop("pool_pre_ping")
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -43,6 +44,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def dispose_app(app: Flask) -> None:
+    """Close the application's store connections and database pool."""
+    store = app.extensions.get("dataide_store")
+    if store is not None:
+        store.close()
+    get_db(app).dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

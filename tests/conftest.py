@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 
 from lti_tool import create_app
-from lti_tool.db import get_db
+from lti_tool.db import dispose_app, get_db
 from lti_tool.lti.keys import ensure_current_key
 from lti_tool.models import Base
 from lti_tool.settings import Settings, generate_secrets
@@ -92,7 +92,7 @@ def settings(tmp_path: Path) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     app = build_app(settings)
     yield app
-    get_db(app).dispose()
+    dispose_app(app)
 
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])
@@ -106,7 +106,7 @@ def backend_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flas
         RedisStore(rd).flush_prefix()
         app = build_app(make_settings(tmp_path, database_url=pg, redis_url=rd))
     yield app
-    get_db(app).dispose()
+    dispose_app(app)
 
 
 @pytest.fixture

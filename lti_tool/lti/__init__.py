@@ -26,7 +26,7 @@ from .login import LoginResult, ToolOIDCLogin
 from .platform_keys import PlatformKeyCache
 from .services import service_token
 from .state import LoginStateStore
-from .toolconf import DbToolConf
+from .toolconf import ConfigCache, DbToolConf
 
 __all__ = [
     "FORM_FIELD",
@@ -53,6 +53,7 @@ class LtiTool:
         self.key_cache = PlatformKeyCache(self.http)
         self.states = LoginStateStore(store, settings.login_state_seconds)
         self.tokens = LaunchTokens(settings.secret_key, store, settings.launch_token_seconds)
+        self.config_cache = ConfigCache()
 
     @property
     def launch_url(self) -> str:
@@ -76,7 +77,7 @@ class LtiTool:
 
     def begin_login(self, session: Session, params: Mapping[str, str]) -> LoginResult:
         """Validate a login initiation; raises :class:`LtiError`."""
-        conf = DbToolConf(session, self.settings.key_encryption_key)
+        conf = DbToolConf(session, self.settings.key_encryption_key, self.config_cache)
         login = ToolOIDCLogin(
             self._request(params, {}), conf, self.states, params, self.settings.login_state_seconds
         )
@@ -91,7 +92,7 @@ class LtiTool:
     ) -> LaunchContext:
         """Validate an id_token POST; raises :class:`LtiError` (nothing written then,
         except a pending deployment row for a valid launch from an unknown deployment)."""
-        conf = DbToolConf(session, self.settings.key_encryption_key)
+        conf = DbToolConf(session, self.settings.key_encryption_key, self.config_cache)
         launch = ToolMessageLaunch(
             self._request(params, cookies),
             conf,
@@ -103,6 +104,7 @@ class LtiTool:
             key_cache=self.key_cache,
             leeway=self.settings.lti_leeway_seconds,
             state_ttl=self.settings.login_state_seconds,
+            requests_session=self.http.session,
         )
         launch.validate()
         return launch.launch_context(fallback_locale)

@@ -39,7 +39,7 @@ from lti_tool.domain.launch import (
     LaunchContext,
     normalize_locale,
 )
-from lti_tool.models import DEPLOYMENT_ACTIVE, DEPLOYMENT_PENDING, Deployment, Registration
+from lti_tool.models import DEPLOYMENT_ACTIVE, DEPLOYMENT_PENDING, Deployment
 from lti_tool.store import KeyValueStore
 
 from . import claims as c
@@ -48,7 +48,7 @@ from .login import state_cookie_name
 from .platform_keys import PlatformKeyCache
 from .roles import map_roles
 from .state import USED, LoginState, LoginStateStore
-from .toolconf import DbToolConf
+from .toolconf import DbToolConf, DeploymentInfo, RegistrationInfo
 
 
 class NeedsPlatformStorage(LtiError):
@@ -88,9 +88,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         key_cache: PlatformKeyCache,
         leeway: int,
         state_ttl: int,
+        requests_session: Any = None,
         clock: Any = time.time,
     ) -> None:
-        super().__init__(request, tool_config)
+        # pylti1p3 would build a new requests.Session for every launch otherwise.
+        super().__init__(request, tool_config, requests_session=requests_session)
         self._db = session
         self._params = params
         self._cookies = cookies
@@ -101,8 +103,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self._state_ttl = state_ttl
         self._clock = clock
         self._login_state: LoginState | None = None
-        self._reg_row: Registration | None = None
-        self._dep_row: Deployment | None = None
+        self._reg_row: RegistrationInfo | None = None
+        self._dep_row: DeploymentInfo | None = None
         self._launch_id = uuid.uuid4().hex
 
     def _get_request_param(self, key: str) -> str:
@@ -250,17 +252,18 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             return self
         if row is None:
             self.consume_state()
-            row = Deployment(
-                registration_id=self._reg_row.id,
-                deployment_id=deployment_id,
-                status=DEPLOYMENT_ACTIVE if self._reg_row.auto_approve else DEPLOYMENT_PENDING,
+            self._db.add(
+                Deployment(
+                    registration_id=self._reg_row.id,
+                    deployment_id=deployment_id,
+                    status=DEPLOYMENT_ACTIVE if self._reg_row.auto_approve else DEPLOYMENT_PENDING,
+                )
             )
-            self._db.add(row)
             try:
                 self._db.commit()
             except IntegrityError:
                 self._db.rollback()  # another process recorded it first
-                row = self._tool_config.deployment_row(self._reg_row, deployment_id)
+            row = self._tool_config.deployment_row(self._reg_row, deployment_id)
             if row is not None and row.status == DEPLOYMENT_ACTIVE:
                 self._dep_row = row
                 return self
@@ -339,8 +342,8 @@ def build_context(
     body: Mapping[str, Any],
     *,
     launch_id: str,
-    registration: Registration,
-    deployment: Deployment,
+    registration: RegistrationInfo,
+    deployment: DeploymentInfo,
     fallback_locale: str,
 ) -> LaunchContext:
     """Normalise validated claims; claim URLs stop here."""

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.models import CoordinatorGrant, Organization
 
-from .launches import slugify
+from .launches import grants_index, slugify
 
 
 class GrantError(ValueError):
@@ -39,6 +39,7 @@ def add_coordinator(
         grant = CoordinatorGrant(issuer=issuer, sub=sub, scope=scope, note=note)
         session.add(grant)
     session.commit()
+    grants_index.invalidate()
     return grant
 
 
@@ -63,4 +64,5 @@ def remove_coordinator(
     for row in rows:
         session.delete(row)
     session.commit()
+    grants_index.invalidate()
     return len(rows)

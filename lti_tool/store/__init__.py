@@ -47,5 +47,9 @@ class KeyValueStore(Protocol):
         """Raise when the backing service does not answer."""
         ...
 
+    def close(self) -> None:
+        """Release connections (tests and shutdown)."""
+        ...
+
 
 __all__ = ["KeyValueStore", "RedisStore", "SqlStore"]

@@ -46,6 +46,9 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._redis.delete(self._k(key))
 
+    def close(self) -> None:
+        self._redis.close()
+
     def ping(self) -> None:
         self._redis.ping()
 

@@ -8,6 +8,7 @@ request fails later. SQLite (3.35+) and PostgreSQL get single-statement upserts 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, cast
 
@@ -24,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lti_tool.models import KeyValueEntry
 
@@ -45,18 +46,70 @@ def _dialect_insert(engine: Engine) -> Any:
     return None
 
 
+# SQLite (3.24+ upsert, 3.35+ RETURNING) and PostgreSQL share this SQL exactly. Prepared
+# once as text() so each call costs no statement construction.
+_FAST_SQL = {
+    "put": text(
+        "INSERT INTO kv_entries (key, value, expires_at) VALUES (:k, :v, :e) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+    ),
+    "get": text("SELECT value FROM kv_entries WHERE key = :k AND expires_at > :now"),
+    "take": text("DELETE FROM kv_entries WHERE key = :k AND expires_at > :now RETURNING value"),
+    "consume": text(
+        "UPDATE kv_entries SET value = :m WHERE key = :k AND expires_at > :now AND value <> :m"
+    ),
+}
+
+
 class SqlStore:
     def __init__(self, engine: Engine, clock: object = time.time) -> None:
         self._engine = engine
         self._clock = clock
         self._writes = 0
         self._upsert_insert = _dialect_insert(engine)
+        self._fast = self._upsert_insert is not None
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._connections_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the per-thread connections (tests and shutdown)."""
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    def _run(self, name: str, params: dict[str, Any], write: bool) -> Any:
+        """Run a prepared statement on this thread's own connection, in its own
+        transaction; reconnect once if the server dropped the connection."""
+        for attempt in (0, 1):
+            conn = getattr(self._local, "conn", None)
+            if conn is None or conn.closed:
+                conn = self._local.conn = self._engine.connect()
+                with self._connections_lock:
+                    self._connections.append(conn)
+            try:
+                with conn.begin():
+                    result = conn.execute(_FAST_SQL[name], params)
+                    if name in ("get", "take"):
+                        return result.scalar_one_or_none()
+                    return result.rowcount
+            except DBAPIError as exc:
+                if attempt or not exc.connection_invalidated:
+                    raise
+                conn.close()
+                self._local.conn = None
+        raise AssertionError("unreachable")
 
     def _now(self) -> float:
         return float(self._clock())  # type: ignore[operator]
 
     def put(self, key: str, value: str, ttl: int) -> None:
         expires = self._now() + ttl
+        if self._fast:
+            self._run("put", {"k": key, "v": value, "e": expires}, write=True)
+            self._maybe_purge()
+            return
         with self._engine.begin() as conn:
             if self._upsert_insert is not None:
                 stmt = self._upsert_insert(_TABLE).values(key=key, value=value, expires_at=expires)
@@ -77,6 +130,8 @@ class SqlStore:
         self._maybe_purge()
 
     def get(self, key: str) -> str | None:
+        if self._fast:
+            return self._run("get", {"k": key, "now": self._now()}, write=False)
         with self._engine.connect() as conn:
             return conn.execute(
                 select(_TABLE.c.value).where(_TABLE.c.key == key, _TABLE.c.expires_at > self._now())
@@ -84,6 +139,8 @@ class SqlStore:
 
     def take(self, key: str) -> str | None:
         now = self._now()
+        if self._fast:
+            return self._run("take", {"k": key, "now": now}, write=True)
         with self._engine.begin() as conn:
             if self._upsert_insert is not None:
                 # Only the statement whose DELETE removed the row gets the value back.
@@ -101,6 +158,8 @@ class SqlStore:
             return value if deleted == 1 else None
 
     def consume(self, key: str, marker: str) -> bool:
+        if self._fast:
+            return self._run("consume", {"k": key, "m": marker, "now": self._now()}, True) == 1
         with self._engine.begin() as conn:
             return (
                 conn.execute(

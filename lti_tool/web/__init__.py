@@ -6,11 +6,12 @@ from flask import Flask
 
 from lti_tool.db import request_session
 from lti_tool.services.platforms import all_frame_origins
+from lti_tool.store import RedisStore
 
 from . import deep_linking_views, home, lti_views, registration_views
 from .errors import init_errors
 from .i18n import init_i18n
-from .security import csp_nonce, init_security
+from .security import LocalRateLimiter, SharedRateLimiter, csp_nonce, init_security
 
 
 def init_web(app: Flask) -> None:
@@ -18,6 +19,10 @@ def init_web(app: Flask) -> None:
     init_security(app)
     init_errors(app)
     app.extensions["dataide_frame_origins"] = lambda: all_frame_origins(request_session())
+    store = app.extensions["dataide_store"]
+    app.extensions["dataide_rate_limiter"] = (
+        SharedRateLimiter(store) if isinstance(store, RedisStore) else LocalRateLimiter()
+    )
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.register_blueprint(home.bp)
     app.register_blueprint(lti_views.bp)

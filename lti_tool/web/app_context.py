@@ -8,6 +8,8 @@ from lti_tool.lti import LtiTool
 from lti_tool.settings import Settings
 from lti_tool.store import KeyValueStore
 
+from .security import LocalRateLimiter, SharedRateLimiter
+
 
 def settings() -> Settings:
     return current_app.extensions["dataide_settings"]
@@ -19,3 +21,7 @@ def lti_tool() -> LtiTool:
 
 def store() -> KeyValueStore:
     return current_app.extensions["dataide_store"]
+
+
+def rate_limiter() -> SharedRateLimiter | LocalRateLimiter:
+    return current_app.extensions["dataide_rate_limiter"]

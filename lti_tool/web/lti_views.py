@@ -21,7 +21,7 @@ from lti_tool.lti import (
 from lti_tool.services.launches import record_launch, set_user_locale
 from lti_tool.services.platforms import frame_origins_of
 
-from .app_context import lti_tool, settings, store
+from .app_context import lti_tool, rate_limiter, settings
 from .errors import render_error
 from .i18n import accept_language_locale
 from .security import allow_framing_by, rate_limited
@@ -58,7 +58,7 @@ def _set_state_cookie(response: Response, name: str, value: str, max_age: int) -
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
-    if rate_limited(store(), "login", settings().rate_limit_per_minute):
+    if rate_limited(rate_limiter(), "login", settings().rate_limit_per_minute):
         raise LtiError("rate_limited", "login rate limit", status=429)
     params = {k: str(request.values[k]) for k in _LOGIN_KEYS if request.values.get(k)}
     result = lti_tool().begin_login(request_session(), params)

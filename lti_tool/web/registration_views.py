@@ -15,7 +15,7 @@ from lti_tool.services.platforms import (
     use_invitation,
 )
 
-from .app_context import lti_tool, settings, store
+from .app_context import lti_tool, rate_limiter, settings
 from .security import allow_form_action, allow_framing_by, rate_limited
 
 bp = Blueprint("registration", __name__, url_prefix="/lti")
@@ -33,7 +33,7 @@ def register() -> Response:
     # Refusals must be visible in the platform's registration dialog too.
     if platform_url_problem(configuration_url) is None:
         allow_framing_by(origin_of(configuration_url))
-    if rate_limited(store(), "register", max(10, settings().rate_limit_per_minute // 4)):
+    if rate_limited(rate_limiter(), "register", max(10, settings().rate_limit_per_minute // 4)):
         raise LtiError("rate_limited", "registration rate limit", status=429)
     registration_token = str(values.get("registration_token", ""))
     invite = str(values.get("invite", ""))

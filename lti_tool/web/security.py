@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 
 from flask import Flask, Response, current_app, g, request
@@ -30,11 +31,42 @@ def allow_form_action(*urls: str) -> None:
     g.form_actions = [u for u in urls if u]
 
 
-def rate_limited(store: KeyValueStore, bucket: str, limit: int) -> bool:
+class SharedRateLimiter:
+    """Counts in the shared store (Redis): one limit across every process and host."""
+
+    def __init__(self, store: KeyValueStore) -> None:
+        self._store = store
+
+    def hit(self, key: str) -> int:
+        return self._store.incr("rl:" + key, 60)
+
+
+class LocalRateLimiter:
+    """Counts in this process, for the embedded default: no database write per login.
+
+    With N worker processes a client gets at most N times the limit.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._window = -1
+
+    def hit(self, key: str) -> int:
+        window = int(time.time() // 60)
+        with self._lock:
+            if window != self._window:
+                self._counts.clear()
+                self._window = window
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+
+def rate_limited(limiter: SharedRateLimiter | LocalRateLimiter, bucket: str, limit: int) -> bool:
     """Count a hit of this client in a one-minute window; True when over ``limit``."""
     window = int(time.time() // 60)
     client = request.remote_addr or "unknown"
-    return store.incr(f"rl:{bucket}:{client}:{window}", 60) > limit
+    return limiter.hit(f"{bucket}:{client}:{window}") > limit
 
 
 def init_security(app: Flask) -> None:

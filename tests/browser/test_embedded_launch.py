@@ -28,7 +28,7 @@ from flask import Flask
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Frame, Page, Request
 
-from lti_tool.db import get_db
+from lti_tool.db import dispose_app
 from tests.conftest import build_app, make_settings
 from tests.functional.conftest import register, tool_public_key
 from tests.functional.platform import LaunchUser, Platform
@@ -88,7 +88,7 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
             register(app, platform)
             yield Embedded(app, tool_url, platform)
     finally:
-        get_db(app).dispose()
+        dispose_app(app)
 
 
 @pytest.fixture

@@ -36,7 +36,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueSt
         reset_postgres(url)
     engine = create_engine(url)
     Base.metadata.create_all(engine)
-    yield SqlStore(engine)
+    sql_store = SqlStore(engine)
+    yield sql_store
+    sql_store.close()
     engine.dispose()
 
 
