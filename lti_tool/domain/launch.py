@@ -7,7 +7,7 @@ leave that package. Services and views read only this.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 RESOURCE_LINK = "resource_link"
@@ -110,8 +110,17 @@ class LaunchContext:
         return replace(self, **changes)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # Field by field: dataclasses.asdict deep-copies recursively, which showed up
+        # on every launch.
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         data["roles"] = sorted(self.roles)
+        data["lti_roles"] = list(self.lti_roles)
+        data["custom"] = dict(self.custom)
+        if self.ags is not None:
+            data["ags"] = {f.name: getattr(self.ags, f.name) for f in fields(self.ags)}
+        if self.deep_linking is not None:
+            dl = self.deep_linking
+            data["deep_linking"] = {f.name: getattr(dl, f.name) for f in fields(dl)}
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
