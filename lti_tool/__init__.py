@@ -7,13 +7,29 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .content.catalog import load_catalog_cached
+from .content.diagnostics import Diagnostic, has_errors
 from .db import Database
 from .logs import configure_logging
 from .lti import LtiTool
 from .settings import Settings
 from .store import KeyValueStore, RedisStore, SqlStore
 
-__all__ = ["create_app"]
+__all__ = ["ContentError", "create_app"]
+
+
+class ContentError(RuntimeError):
+    """The content tree has errors: the app refuses to start and says which."""
+
+    def __init__(self, diagnostics: list[Diagnostic], root: str) -> None:
+        errors = [d for d in diagnostics if d.severity == "error"]
+        shown = "\n".join(d.text() for d in errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(
+            f"the content in {root} has {len(errors)} error(s); fix them "
+            f"(`lti-tool content check` shows the same list):\n{shown}{more}"
+        )
+        self.diagnostics = diagnostics
 
 
 def create_app(settings: Settings | None = None, *, store: KeyValueStore | None = None) -> Flask:
@@ -41,11 +57,16 @@ def create_app(settings: Settings | None = None, *, store: KeyValueStore | None 
             parents=True, exist_ok=True
         )
 
+    result = load_catalog_cached(Path(settings.content_path))
+    if has_errors(result.diagnostics):
+        raise ContentError(result.diagnostics, settings.content_path)
+
     db = Database(settings.database_url)
     db.init_app(app)
     if store is None:
         store = RedisStore(settings.redis_url) if settings.redis_url else SqlStore(db.engine)
     app.extensions["dataide_settings"] = settings
+    app.extensions["dataide_catalog"] = result.catalog
     app.extensions["dataide_store"] = store
     app.extensions["dataide_lti"] = LtiTool(settings, store)
 

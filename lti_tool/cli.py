@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,7 +13,9 @@ from alembic import command as alembic_command
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from lti_tool import create_app
+from lti_tool import ContentError, create_app
+from lti_tool.content.catalog import load_catalog
+from lti_tool.content.diagnostics import format_diagnostics, has_errors
 from lti_tool.db import get_db
 from lti_tool.lti.keys import ensure_current_key, published_jwks, rotate_keys
 from lti_tool.migrations import alembic_config
@@ -24,7 +28,7 @@ from lti_tool.settings import Settings, SettingsError, generate_secrets
 def _create_app() -> Flask:
     try:
         return create_app()
-    except SettingsError as exc:
+    except (SettingsError, ContentError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
@@ -359,6 +363,36 @@ def users_erase(issuer: str, sub: str, yes: bool) -> None:
         except user_service.UserNotFound as exc:
             _fail(str(exc))
     click.echo("erased")
+
+
+# -- content --------------------------------------------------------------------------
+
+
+@main.group("content")
+def content_group() -> None:
+    """Course content: check, preview, publish, versions."""
+
+
+def _content_root(path: str | None) -> Path:
+    return Path(path or os.environ.get("CONTENT_PATH") or Path.cwd()).resolve()
+
+
+@content_group.command("check", with_appcontext=False)
+@click.option("--path", "path", default=None, help="Content folder (default: CONTENT_PATH or .)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github", "json"]),
+    default="text",
+    show_default=True,
+)
+def content_check(path: str | None, fmt: str) -> None:
+    """Check modules/, experiments/ and badges/; exit 1 on any error."""
+    root = _content_root(path)
+    result = load_catalog(root)
+    diagnostics = list(result.diagnostics)
+    click.echo(format_diagnostics(diagnostics, fmt, result.item_count))
+    sys.exit(1 if has_errors(diagnostics) else 0)
 
 
 # -- URLs -----------------------------------------------------------------------------

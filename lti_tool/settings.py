@@ -57,6 +57,8 @@ class Settings:
     log_level: str = "INFO"
     #: Folder for the SQLite file and generated development secrets.
     instance_path: str = "instance"
+    #: Folder holding modules/, experiments/ and badges/ (the course content).
+    content_path: str = "."
 
     @property
     def is_production(self) -> bool:
@@ -129,6 +131,7 @@ class Settings:
             open_registration=_bool(env, "OPEN_REGISTRATION", False),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             instance_path=instance_path,
+            content_path=env.get("CONTENT_PATH", "").strip() or str(Path.cwd()),
         )
         settings.validate()
         return settings

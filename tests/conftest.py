@@ -69,6 +69,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         secret_key=_SECRETS["SECRET_KEY"],
         key_encryption_key=_SECRETS["KEY_ENCRYPTION_KEY"],
         instance_path=str(tmp_path / "instance"),
+        content_path=str(Path(__file__).resolve().parents[1]),
         lti_leeway_seconds=30,
     )
     return base.with_overrides(**overrides) if overrides else base

@@ -1,0 +1,148 @@
+"""Structural checks of module bodies, line by line (Python-Markdown keeps no positions)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .diagnostics import Diagnostic, Position
+
+BLOCKS = ("callout", "caution", "example", "discussion", "instructor", "spoiler")
+ARG_BLOCKS = ("self-check", "experiment")
+
+_SECTION = re.compile(r"^##\s+(?P<title>.*?)\s*\{#(?P<id>[^}]*)\}\s*$")
+_FENCE = re.compile(r"^:::\s*(?P<name>[^\s]*)\s*(?P<arg>[^\s]*)\s*(?P<extra>.*)$")
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]*)[^)]*\)")
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<href>[^)\s]*)[^)]*\)")
+# Apostrophes, straight and typographic (U+2019), join French elisions (l'équipe).
+_WORD = re.compile("[^\\W\\d_](?:[\\w'\u2019-]*\\w)?")
+
+
+@dataclass
+class BodyScan:
+    """What a body contains, with line numbers in its file."""
+
+    sections: list[tuple[str, int]] = field(default_factory=list)
+    self_checks: list[tuple[str, int, str | None]] = field(default_factory=list)
+    experiments: list[tuple[str, int]] = field(default_factory=list)
+    images: int = 0
+    words: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def split_front_matter(text: str) -> tuple[dict[str, str], str, int]:
+    """(front matter, body, lines taken by the front matter)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return {}, text, 0
+    meta: dict[str, str] = {}
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() == "---":
+            return meta, "".join(lines[i + 1 :]), i + 1
+        key, sep, value = line.partition(":")
+        if sep:
+            meta[key.strip()] = value.strip()
+    return meta, text, 0
+
+
+def scan_body(text: str, path: str, item_dir: Path, first_line: int) -> BodyScan:
+    """Scan ``text`` (body without front matter, starting at file line ``first_line``)."""
+    scan = BodyScan()
+    stack: list[tuple[str, int]] = []
+    in_code = False
+    section: str | None = None
+
+    def report(code: str, line: int, col: int, message: str) -> None:
+        scan.diagnostics.append(Diagnostic.at(code, path, Position(line, col), message))
+
+    for offset, raw in enumerate(text.splitlines()):
+        line_no = first_line + offset
+        line = raw.rstrip()
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code:
+            continue
+        if line.startswith(":::"):
+            match = _FENCE.match(line)
+            assert match is not None
+            name, arg = match["name"], match["arg"]
+            if not name:
+                if stack:
+                    stack.pop()
+                else:
+                    report("C034", line_no, 1, "':::' closes no open block: remove it")
+                continue
+            if name in ARG_BLOCKS:
+                if not arg:
+                    report("C020", line_no, 5, f"'::: {name}' needs an id, e.g. '::: {name} q1'")
+                elif name == "self-check":
+                    scan.self_checks.append((arg, line_no, section))
+                else:
+                    scan.experiments.append((arg, line_no))
+            elif name not in BLOCKS:
+                report(
+                    "C020",
+                    line_no,
+                    5,
+                    f"unknown block '{name}': use one of {', '.join(BLOCKS + ARG_BLOCKS)}",
+                )
+            stack.append((name, line_no))
+            continue
+        if line.startswith("#"):
+            hashes = len(line) - len(line.lstrip("#"))
+            if hashes == 1:
+                report(
+                    "C038", line_no, 1, "no '#' heading in a body: the title comes from the YAML"
+                )
+            elif hashes == 2:
+                match = _SECTION.match(line)
+                if not match:
+                    report(
+                        "C038",
+                        line_no,
+                        1,
+                        "a '##' heading needs its section id: '## Title {#section-id}'",
+                    )
+                else:
+                    section = match["id"]
+                    scan.sections.append((section, line_no))
+            continue
+        for image in _IMAGE.finditer(line):
+            scan.images += 1
+            col = image.start() + 1
+            if not image["alt"].strip():
+                report("C028", line_no, col, "image without alt text: describe it in ![...]")
+            src = image["src"]
+            if src.startswith("https://"):
+                continue
+            if src.startswith("http://"):
+                report("C031", line_no, col, f"image {src} must use https")
+            elif not (item_dir / src).is_file():
+                report("C029", line_no, col, f"image file {src} not found in {item_dir.name}/")
+        for link in _LINK.finditer(line):
+            href = link["href"]
+            col = link.start() + 1
+            if href.startswith("http://"):
+                report("C031", line_no, col, f"link {href} must use https")
+            elif href.startswith(("https://", "mailto:", "#")) or not href:
+                continue
+            elif not (item_dir / href.split("#", 1)[0]).exists():
+                report("C030", line_no, col, f"link target {href} not found")
+        if not line.startswith(":::"):
+            scan.words += len(_WORD.findall(_LINK.sub("", _IMAGE.sub("", line))))
+    for name, line_no in stack:
+        report("C034", line_no, 1, f"block '::: {name}' is never closed: add ':::' after it")
+    anchors = {s for s, _ in scan.sections}
+    for offset, raw in enumerate(text.splitlines()):
+        for link in _LINK.finditer(raw):
+            href = link["href"]
+            if href.startswith("#") and href[1:] not in anchors:
+                report(
+                    "C030",
+                    first_line + offset,
+                    link.start() + 1,
+                    f"anchor {href} matches no section id",
+                )
+    return scan
