@@ -19,6 +19,7 @@ from lti_tool.content.diagnostics import format_diagnostics, has_errors
 from lti_tool.db import get_db
 from lti_tool.lti.keys import ensure_current_key, published_jwks, rotate_keys
 from lti_tool.migrations import alembic_config
+from lti_tool.services import content as content_service
 from lti_tool.services import coordinators as coord_service
 from lti_tool.services import platforms as platform_service
 from lti_tool.services import users as user_service
@@ -393,6 +394,44 @@ def content_check(path: str | None, fmt: str) -> None:
     diagnostics = list(result.diagnostics)
     click.echo(format_diagnostics(diagnostics, fmt, result.item_count))
     sys.exit(1 if has_errors(diagnostics) else 0)
+
+
+@content_group.command("publish")
+@click.option("--allow-dirty", is_flag=True, help="Publish uncommitted files (not for releases).")
+@with_appcontext
+def content_publish(allow_dirty: bool) -> None:
+    """Record every item's version as immutable and update content.lock."""
+    root = Path(_settings().content_path).resolve()
+    with get_db().session() as session:
+        try:
+            report = content_service.publish(session, root, allow_dirty=allow_dirty)
+        except content_service.PublishError as exc:
+            for d in exc.diagnostics:
+                click.echo(d.text(), err=True)
+            _fail(str(exc))
+    for name in report.published:
+        click.echo(f"published {name}")
+    click.echo(
+        f"{len(report.published)} published, {len(report.unchanged)} unchanged, "
+        f"from commit {report.commit[:12]}; commit content.lock"
+    )
+
+
+@content_group.command("versions")
+@click.argument("item_id")
+@with_appcontext
+def content_versions(item_id: str) -> None:
+    """List the published versions of an item with their dates and changelog."""
+    with get_db().session() as session:
+        rows = content_service.versions(session, item_id)
+        if not rows:
+            _fail(f"no published version of {item_id}; see `lti-tool content publish`")
+        for row in rows:
+            log = json.loads(row.changelog or "{}")
+            click.echo(
+                f"{row.version}  {row.published_at:%Y-%m-%d}  {row.git_commit[:10]}  "
+                f"{log.get('fr-CA', '')} / {log.get('en', '')}"
+            )
 
 
 # -- URLs -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from . import schema
 from .bodies import BodyScan, scan_body, split_front_matter
 from .diagnostics import Diagnostic, Position
+from .lock import check_against_lock
 from .model import (
     BadgeClass,
     Body,
@@ -115,6 +116,8 @@ def load_catalog(root: Path) -> CheckResult:
             badges[item_id] = build_badge(raw, item.rule, item.doc.path)
     catalog = Catalog(modules, experiments, badges, issuer)
     _check_references(loaded, seen, catalog, out)
+    if not any(d.severity == "error" for d in out):
+        out.extend(check_against_lock(root))
     for badge in badges.values():
         if issuer is not None and badge.issuer != issuer.id:
             doc = seen[badge.id].doc

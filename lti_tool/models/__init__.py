@@ -1,6 +1,7 @@
 """SQLAlchemy 2.0 typed models: persistence only."""
 
 from .base import Base, utcnow
+from .content import ContentVersion
 from .identity import Context, CoordinatorGrant, ResourceLink, User
 from .lti import (
     DEPLOYMENT_ACTIVE,
@@ -23,6 +24,7 @@ __all__ = [
     "KEY_PREVIOUS",
     "KEY_RETIRED",
     "Base",
+    "ContentVersion",
     "Context",
     "CoordinatorGrant",
     "Deployment",
