@@ -11,7 +11,7 @@ from typing import Any
 from . import schema
 from .bodies import BodyScan, scan_body, split_front_matter
 from .diagnostics import Diagnostic, Position
-from .lock import check_against_lock
+from .lock import check_against_lock, read_lock
 from .model import (
     BadgeClass,
     Body,
@@ -115,7 +115,7 @@ def load_catalog(root: Path) -> CheckResult:
         elif item.rule is not None:
             badges[item_id] = build_badge(raw, item.rule, item.doc.path)
     catalog = Catalog(modules, experiments, badges, issuer)
-    _check_references(loaded, seen, catalog, out)
+    _check_references(loaded, seen, catalog, out, read_lock(root))
     if not any(d.severity == "error" for d in out):
         out.extend(check_against_lock(root))
     for badge in badges.values():
@@ -553,7 +553,11 @@ def _svg_problem(path: Path) -> str | None:
 
 
 def _check_references(
-    loaded: list[_Loaded], seen: dict[str, _Loaded], catalog: Catalog, out: list[Diagnostic]
+    loaded: list[_Loaded],
+    seen: dict[str, _Loaded],
+    catalog: Catalog,
+    out: list[Diagnostic],
+    lock: dict[str, list[dict[str, str]]],
 ) -> None:
     for item in loaded:
         raw = item.doc.value
@@ -581,14 +585,19 @@ def _check_references(
             if target is None:
                 _report(out, "C015", item.doc, path, f"'{ref.id}' does not exist")
                 continue
-            version = parse_version(str(target.doc.value.get("version")))
-            if version is not None and not ref.matches(version):
+            # A reference holds if the present version or any published one satisfies it.
+            candidates = [str(target.doc.value.get("version"))]
+            candidates += [str(v.get("version")) for v in lock.get(ref.id, [])]
+            parsed = [v for v in map(parse_version, candidates) if v is not None]
+            if parsed and not any(ref.matches(v) for v in parsed):
+                version = parsed[0]
                 _report(
                     out,
                     "C016",
                     item.doc,
                     path,
-                    f"'{value}' does not match {ref.id} {version}, the version present",
+                    f"'{value}' matches no version of {ref.id} (present: {version}; "
+                    "published: see content.lock)",
                 )
 
 
