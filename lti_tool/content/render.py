@@ -53,7 +53,7 @@ __all__ = [
 
 LANGUAGES: Final = ("fr-CA", "en")
 CONTENT_BLOCKS: Final = ("callout", "caution", "example", "discussion", "instructor", "spoiler")
-"""``:::`` blocks whose inner Markdown is rendered inside an ``<aside>`` (``<details>`` for spoiler)."""
+"""``:::`` blocks whose inner Markdown is rendered in an ``<aside>`` (``<details>``: spoiler)."""
 TRUSTED_BLOCKS: Final = ("self-check", "experiment")
 """``:::`` blocks replaced by the HTML of a callback; they take one argument and must be empty."""
 
@@ -172,11 +172,10 @@ _BLOCK_CLASSES: Final = frozenset(
 
 # Exactly what the tree processor produces; nothing else passes.
 _CLEANER: Final = nh3.Cleaner(
-    tags={
-        "h2", "h3", "h4", "p", "ul", "ol", "li", "strong", "em", "code", "pre", "blockquote",
-        "table", "thead", "tbody", "tr", "th", "td", "a", "img", "aside", "details", "summary",
-        "span", "br", "hr",
-    },  # fmt: skip
+    tags={"h2", "h3", "h4", "p", "br", "hr", "blockquote", "pre", "ul", "ol", "li"}
+    | {"strong", "em", "code", "span", "a", "img"}
+    | {"table", "thead", "tbody", "tr", "th", "td"}
+    | {"aside", "details", "summary"},
     clean_content_tags=set(_DROP_WITH_CONTENT),
     attributes={
         "h2": {"id"},

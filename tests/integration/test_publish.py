@@ -53,7 +53,8 @@ def _bump(root: Path, item: str, kind_dir: str, yaml_name: str, version: str) ->
         root,
         rel,
         "changelog:\n",
-        f"changelog:\n  - {{version: {version}, date: 2026-12-01, fr-CA: Révision., en: Revision.}}\n",
+        f"changelog:\n  - {{version: {version}, date: 2026-12-01, fr-CA: Révision., "
+        "en: Revision.}\n",
     )
 
 
