@@ -8,13 +8,15 @@ BASE_URL ?= http://$(HOST):$(PORT)
 export BASE_URL
 
 .PHONY: help install install-test run serve test test-fast lint typecheck translations \
-        extract-messages migrate check-migrations bench-launch clean
+        extract-messages migrate check-migrations bench-launch bench-content preview clean
 
 help:
 	@echo "make run          set up and serve the tool on $(BASE_URL) (SQLite under instance/)"
 	@echo "make test         set up and run the whole test suite"
 	@echo "make lint         ruff, mypy and import-linter"
 	@echo "make bench-launch launch throughput benchmark against a minimal Flask tool"
+	@echo "make bench-content content check, publish and render benchmark (1,000 items)"
+	@echo "make preview      preview the course content in a browser (no LMS needed)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +69,13 @@ check-migrations: install-test
 
 bench-launch: install-test
 	$(BIN)/python bench/launch.py
+
+bench-content: install-test
+	$(BIN)/python bench/content.py
+
+# Serve every module, experiment and badge of the working tree, reloading on change.
+preview: install
+	$(BIN)/lti-tool content preview --port $(PORT)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ instances are not thread-safe; nothing mutable is shared between calls):
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import secrets
 import unicodedata
@@ -231,7 +232,17 @@ class _State:
 
 _BLOCK_LINE = re.compile(r":::(?:[ \t]*([A-Za-z][A-Za-z0-9-]*))?(?:[ \t]+(\S.*?))?[ \t]*")
 _CODE_FENCE = re.compile(r"(`{3,}|~{3,})")
+# A code span (kept: `<script>` written as code stays code) or an element dropped with its content.
+_CODE_SPAN_OR_DANGEROUS_ELEMENT = re.compile(
+    r"(?P<ticks>`+)(?:(?!\n[ \t]*\n).)+?(?<!`)(?P=ticks)(?!`)"
+    r"|<(?P<tag>" + "|".join(sorted(_DROP_WITH_CONTENT)) + r")\b[^>]*>.*?</(?P=tag)\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
 _BLOCK_ARGUMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+
+
+def _keep_code(match: re.Match[str]) -> str:
+    return match.group(0) if match.group("ticks") else ""
 
 
 def _scan_blocks(
@@ -240,13 +251,19 @@ def _scan_blocks(
     self_check: Callable[[str], str],
     experiment: Callable[[str], str],
 ) -> str:
-    """Replace ``:::`` lines by marker paragraphs; call the trusted-block callbacks in order."""
+    """Replace ``:::`` lines by marker paragraphs; call the trusted-block callbacks in order.
+
+    Outside fenced code, also removes ``<script>``, ``<style>``... elements with their content:
+    Python-Markdown stashes inline tags one by one, so their content would otherwise stay as text.
+    """
     out: list[str] = []
+    code: set[int] = set()  # indexes in ``out`` of fenced-code lines
     stack: list[tuple[str, int]] = []  # open content blocks: (name, line)
     trusted: tuple[str, str, int] | None = None  # open trusted block: (name, argument, line)
     fence: str | None = None
     for number, line in enumerate(text.split("\n"), start=1):
         if fence is not None:
+            code.add(len(out))
             out.append(line)
             if line.rstrip(" ") == fence:
                 fence = None
@@ -254,6 +271,7 @@ def _scan_blocks(
         fence_match = _CODE_FENCE.match(line)
         if fence_match and trusted is None:
             fence = fence_match.group(1)
+            code.add(len(out))
             out.append(line)
             continue
         if not line.startswith(":::"):
@@ -300,7 +318,11 @@ def _scan_blocks(
         raise ValueError(f"line {trusted[2]}: '::: {trusted[0]}' is never closed")
     if stack:
         raise ValueError(f"line {stack[-1][1]}: '::: {stack[-1][0]}' is never closed")
-    return "\n".join(out)
+    chunks: list[str] = []
+    for is_code, group in itertools.groupby(enumerate(out), key=lambda pair: pair[0] in code):
+        chunk = "\n".join(line for _, line in group)
+        chunks.append(chunk if is_code else _CODE_SPAN_OR_DANGEROUS_ELEMENT.sub(_keep_code, chunk))
+    return "\n".join(chunks)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -309,7 +331,7 @@ _SECTION_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _EXPLICIT_ID = re.compile(r"[ \t]*\{#([^{}]*)\}[ \t]*$")
 _ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _AMP_ENTITY = re.compile(re.escape(md_util.AMP_SUBSTITUTE) + r"(#[0-9]+|#[xX][0-9a-fA-F]+|\w+);")
-_MEDIA_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+_MEDIA_PATH = re.compile(r"\w[\w.-]*(?:/\w[\w.-]*)*")
 _TASK = re.compile(r"\[([ xX])\](?:[ \t]+|$)")
 _HEADING_TAGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _SLUG_MAX = 60
@@ -604,10 +626,10 @@ def render_body(
     ``lang`` (``"fr-CA"`` or ``"en"``) picks the block labels. ``self_check(qid)`` and
     ``experiment(id)`` are called once per ``::: self-check qid`` / ``::: experiment id`` block, in
     document order; what they return is trusted and inserted verbatim where the block was (never
-    sanitised). ``media_url(path)`` is called once per image whose path is relative (letters,
-    digits, ``_ . -`` and ``/``, no ``..``); its result becomes the ``src`` (HTML-escaped, not
-    sanitised). An image with any other source (``https:``, ``data:``, absolute path...) is
-    replaced by its alt text.
+    sanitised). ``media_url(path)`` is called once per image whose path is relative (word
+    characters, ``.``, ``-`` and ``/``; no segment starting with ``.``, so no ``..``); its result
+    becomes the ``src`` (HTML-escaped, not sanitised). An image with any other source
+    (``https:``, ``data:``, an absolute path...) is replaced by its alt text.
 
     Output contract:
 
