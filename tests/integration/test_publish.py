@@ -39,6 +39,11 @@ def content(tmp_path: Path) -> Path:
     return root
 
 
+def _version_line(path: Path) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, start=1) if line.startswith("version:"))
+
+
 def _edit(root: Path, rel: str, old: str, new: str, count: int = 1) -> None:
     path = root / rel
     text = path.read_text(encoding="utf-8")
@@ -81,7 +86,10 @@ def test_changed_content_needs_a_bump(backend_app: Flask, content: Path) -> None
         with pytest.raises(PublishError, match="content has errors"):
             publish(session, content)
         diags = load_catalog(content).diagnostics
-        assert [(d.code, d.path) for d in diags] == [("C032", "modules/m02-collaborer/module.yaml")]
+        line = _version_line(content / "modules/m02-collaborer/module.yaml")
+        assert [(d.code, d.path, d.line, d.col) for d in diags] == [
+            ("C032", "modules/m02-collaborer/module.yaml", line, 1)
+        ]
         _bump(content, "m02-collaborer", "modules", "module.yaml", "1.0.1")
         _git(content, "commit", "-qam", "bump")
         report = publish(session, content)
@@ -96,7 +104,8 @@ def test_assessment_change_needs_a_major(backend_app: Flask, content: Path) -> N
     _edit(content, rel, "pass_points: 9", "pass_points: 8")
     _bump(content, "x03-cyber", "experiments", "experiment.yaml", "1.1.0")
     diags = load_catalog(content).diagnostics
-    assert [(d.code, d.path) for d in diags] == [("C033", rel)]
+    line = _version_line(content / rel)
+    assert [(d.code, d.path, d.line, d.col) for d in diags] == [("C033", rel, line, 1)]
     assert "2.0.0" in diags[0].message
     _edit(content, rel, "version: 1.1.0", "version: 2.0.0", count=2)
     assert load_catalog(content).diagnostics == []
