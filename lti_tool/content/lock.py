@@ -166,26 +166,19 @@ def assessment_fingerprint(kind: str, data: dict[str, Any]) -> Any:
     return {"rules": (data.get("criteria") or {}).get("rules")}
 
 
+def git(root: Path, *args: str) -> str:
+    """Output of ``git <args>`` run in ``root``; raises OSError/SubprocessError on failure."""
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+    ).stdout
+
+
 def _git_show(root: Path, commit: str, rel: str) -> str | None:
     try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        top = git(root, "rev-parse", "--show-toplevel").strip()
         prefix = root.resolve().relative_to(Path(top).resolve()).as_posix()
         path = f"{prefix}/{rel}" if prefix not in ("", ".") else rel
-        return subprocess.run(
-            ["git", "show", f"{commit}:{path}"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout
+        return git(root, "show", f"{commit}:{path}")
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.content.catalog import load_catalog
 from lti_tool.content.diagnostics import Diagnostic, has_errors
-from lti_tool.content.lock import ItemSource, all_sources, read_lock, write_lock
+from lti_tool.content.lock import ItemSource, all_sources, git, read_lock, write_lock
 from lti_tool.content.versions import SemVer, parse_reference, parse_version
 from lti_tool.models import ContentVersion
 
@@ -35,27 +35,13 @@ class PublishReport:
 def git_commit(root: Path, allow_dirty: bool = False) -> str:
     """The commit the content is published from; refuses uncommitted content changes."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "modules", "experiments", "badges"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = git(root, "rev-parse", "HEAD").strip()
+        dirty = git(root, "status", "--porcelain", "--", "modules", "experiments", "badges")
     except (OSError, subprocess.SubprocessError) as exc:
         raise PublishError(
             f"{root} is not a Git working tree: content is published from a commit"
         ) from exc
-    if dirty and not allow_dirty:
+    if dirty.strip() and not allow_dirty:
         raise PublishError(
             "uncommitted changes in modules/, experiments/ or badges/: commit them first, "
             "so content.lock can point to the files that were published"

@@ -18,6 +18,7 @@ from lti_tool.lti import (
     LtiError,
     NeedsPlatformStorage,
 )
+from lti_tool.lti.login import LOGIN_PARAMS
 from lti_tool.services.launches import record_launch, set_user_locale
 from lti_tool.services.platforms import frame_origins_of
 
@@ -29,15 +30,6 @@ from .security import allow_framing_by, rate_limited
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 log = logging.getLogger("lti_tool.launch")
 
-_LOGIN_KEYS = (
-    "iss",
-    "login_hint",
-    "target_link_uri",
-    "lti_message_hint",
-    "client_id",
-    "lti_deployment_id",
-    "lti_storage_target",
-)
 
 
 def _set_state_cookie(response: Response, name: str, value: str, max_age: int) -> None:
@@ -60,7 +52,7 @@ def _set_state_cookie(response: Response, name: str, value: str, max_age: int) -
 def login() -> Response:
     if rate_limited(rate_limiter(), "login", settings().rate_limit_per_minute):
         raise LtiError("rate_limited", "login rate limit", status=429)
-    params = {k: str(request.values[k]) for k in _LOGIN_KEYS if request.values.get(k)}
+    params = {k: str(request.values[k]) for k in LOGIN_PARAMS if request.values.get(k)}
     result = lti_tool().begin_login(request_session(), params)
     response: Response
     if result.storage_target:
