@@ -74,8 +74,9 @@ bench-content: install-test
 	$(BIN)/python bench/content.py
 
 # Serve every module, experiment and badge of the working tree, reloading on change.
+PREVIEW_PORT ?= 5174
 preview: install
-	$(BIN)/lti-tool content preview --port $(PORT)
+	$(BIN)/lti-tool content preview --port $(PREVIEW_PORT)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from lti_tool import ContentError, create_app
-from lti_tool.content.catalog import load_catalog
+from lti_tool.content.catalog import load_catalog, load_catalog_cached
 from lti_tool.content.diagnostics import format_diagnostics, has_errors
 from lti_tool.db import get_db
 from lti_tool.lti.keys import ensure_current_key, published_jwks, rotate_keys
@@ -24,6 +24,7 @@ from lti_tool.services import coordinators as coord_service
 from lti_tool.services import platforms as platform_service
 from lti_tool.services import users as user_service
 from lti_tool.settings import Settings, SettingsError, generate_secrets
+from lti_tool.web.preview import PreviewRequestHandler, create_preview_app
 
 
 def _create_app() -> Flask:
@@ -394,6 +395,49 @@ def content_check(path: str | None, fmt: str) -> None:
     diagnostics = list(result.diagnostics)
     click.echo(format_diagnostics(diagnostics, fmt, result.item_count))
     sys.exit(1 if has_errors(diagnostics) else 0)
+
+
+@content_group.command("preview", with_appcontext=False)
+@click.option("--path", "path", default=None, help="Content folder (default: CONTENT_PATH or .)")
+@click.option("--port", default=5174, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the preview has no login, keep it on loopback.",
+)
+def content_preview(path: str | None, port: int, host: str) -> None:
+    """Serve every module, experiment and badge of the working tree, drafts included.
+
+    No LMS, no database: pages reload when a file changes and list the checker's
+    diagnostics on top. Werkzeug's development server; stop it with Ctrl+C.
+    """
+    from werkzeug.serving import run_simple
+
+    root = _content_root(path)
+    app = create_preview_app(root)
+    result = load_catalog_cached(root)  # the first page reuses it
+    click.echo(f"content: {root} ({result.item_count} items)")
+    if result.diagnostics:
+        click.echo(
+            f"{len(result.diagnostics)} diagnostic(s): every page lists them on top "
+            "(`lti-tool content check` prints them)"
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach it reads the content", err=True
+        )
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"preview: http://{shown}:{port}/  (Ctrl+C to stop)")
+    run_simple(
+        host,
+        port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        use_debugger=False,
+        request_handler=PreviewRequestHandler,
+    )
 
 
 @content_group.command("publish")

@@ -29,6 +29,23 @@ class BodyScan:
     images: int = 0
     words: int = 0
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Column of the id in each ``::: self-check`` / ``::: experiment`` line, by line.
+    arg_cols: dict[int, int] = field(default_factory=dict)
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the OS refuses the name (too long, say)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str, int]:
@@ -74,9 +91,13 @@ def scan_body(text: str, path: str, item_dir: Path, first_line: int) -> BodyScan
                 else:
                     report("C034", line_no, 1, "':::' closes no open block: remove it")
                 continue
+            name_col = match.start("name") + 1
             if name in ARG_BLOCKS:
+                scan.arg_cols[line_no] = match.start("arg") + 1
                 if not arg:
-                    report("C020", line_no, 5, f"'::: {name}' needs an id, e.g. '::: {name} q1'")
+                    report(
+                        "C020", line_no, name_col, f"'::: {name}' needs an id, e.g. '::: {name} q1'"
+                    )
                 elif name == "self-check":
                     scan.self_checks.append((arg, line_no, section))
                 else:
@@ -85,7 +106,7 @@ def scan_body(text: str, path: str, item_dir: Path, first_line: int) -> BodyScan
                 report(
                     "C020",
                     line_no,
-                    5,
+                    name_col,
                     f"unknown block '{name}': use one of {', '.join(BLOCKS + ARG_BLOCKS)}",
                 )
             stack.append((name, line_no))
@@ -119,7 +140,7 @@ def scan_body(text: str, path: str, item_dir: Path, first_line: int) -> BodyScan
                 continue
             if src.startswith("http://"):
                 report("C031", line_no, col, f"image {src} must use https")
-            elif not (item_dir / src).is_file():
+            elif not _is_file(item_dir / src):
                 report("C029", line_no, col, f"image file {src} not found in {item_dir.name}/")
         for link in _LINK.finditer(line):
             href = link["href"]
@@ -128,7 +149,7 @@ def scan_body(text: str, path: str, item_dir: Path, first_line: int) -> BodyScan
                 report("C031", line_no, col, f"link {href} must use https")
             elif href.startswith(("https://", "mailto:", "#")) or not href:
                 continue
-            elif not (item_dir / href.split("#", 1)[0]).exists():
+            elif not _exists(item_dir / href.split("#", 1)[0]):
                 report("C030", line_no, col, f"link target {href} not found")
         if not line.startswith(":::"):
             scan.words += len(_WORD.findall(_LINK.sub("", _IMAGE.sub("", line))))

@@ -68,7 +68,10 @@ def load_catalog(root: Path) -> CheckResult:
             if not path.is_file():
                 out.append(Diagnostic.at("C017", rel, Position(1, 1), f"{filename} is missing"))
                 continue
-            doc, diags = load_yaml(path.read_text(encoding="utf-8"), rel)
+            text = _read(path, rel, "C001", out)
+            if text is None:
+                continue
+            doc, diags = load_yaml(text, rel)
             out.extend(diags)
             if doc is None:
                 continue
@@ -116,8 +119,7 @@ def load_catalog(root: Path) -> CheckResult:
             badges[item_id] = build_badge(raw, item.rule, item.doc.path)
     catalog = Catalog(modules, experiments, badges, issuer)
     _check_references(loaded, seen, catalog, out, read_lock(root))
-    if not any(d.severity == "error" for d in out):
-        out.extend(check_against_lock(root))
+    issuer_missing = not (root / "badges" / "issuer.yaml").is_file()
     for badge in badges.values():
         if issuer is not None and badge.issuer != issuer.id:
             doc = seen[badge.id].doc
@@ -129,6 +131,19 @@ def load_catalog(root: Path) -> CheckResult:
                     f"issuer '{badge.issuer}' is not the id in badges/issuer.yaml ({issuer.id})",
                 )
             )
+        elif issuer_missing:
+            doc = seen[badge.id].doc
+            out.append(
+                Diagnostic.at(
+                    "C015",
+                    doc.path,
+                    doc.at(("issuer",)),
+                    f"issuer '{badge.issuer}' is not defined: badges/issuer.yaml is missing",
+                )
+            )
+    # Last, so that an error found above (the issuer, say) also holds the lock check back.
+    if not any(d.severity == "error" for d in out):
+        out.extend(check_against_lock(root))
     return CheckResult(catalog, sorted(set(out)), len(loaded))
 
 
@@ -136,13 +151,34 @@ def _load_issuer(root: Path, out: list[Diagnostic]) -> Any:
     path = root / "badges" / "issuer.yaml"
     if not path.is_file():
         return None
-    doc, diags = load_yaml(path.read_text(encoding="utf-8"), "badges/issuer.yaml")
+    text = _read(path, "badges/issuer.yaml", "C001", out)
+    if text is None:
+        return None
+    doc, diags = load_yaml(text, "badges/issuer.yaml")
     out.extend(diags)
     if doc is None:
         return None
     problems = schema.validate(doc, schema.ISSUER)
     out.extend(problems)
     return build_issuer(doc.value) if not problems and not diags else None
+
+
+def _read(path: Path, rel: str, code: str, out: list[Diagnostic]) -> str | None:
+    """The file's text, or None with ``code`` where it stops being UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        lines = (data[: exc.start].decode("utf-8") + ".").splitlines()
+        out.append(
+            Diagnostic.at(
+                code,
+                rel,
+                Position(len(lines), len(lines[-1])),
+                f"{path.name} is not UTF-8 text: save it with the UTF-8 encoding",
+            )
+        )
+        return None
 
 
 def _report(
@@ -169,6 +205,9 @@ def _check_common(item: _Loaded, out: list[Diagnostic]) -> None:
         isinstance(log, list)
         and log
         and isinstance(log[0], dict)
+        # A version that is not SemVer is reported as such (C013), not again here.
+        and parse_version(str(log[0].get("version"))) is not None
+        and parse_version(str(raw.get("version"))) is not None
         and str(log[0].get("version")) != str(raw.get("version"))
     ):
         _report(
@@ -213,8 +252,10 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
     )
     question_ids = _dupes(out, doc, questions, ("self_check", "questions"), "question")
     for i, section in enumerate(sections):
-        for j, obj in enumerate(section.get("objectives", []) if isinstance(section, dict) else []):
-            if obj not in objectives:
+        listed = section.get("objectives") if isinstance(section, dict) else None
+        for j, obj in enumerate(listed if isinstance(listed, list) else []):
+            # Values that are not text are the schema's (C006); only names are looked up.
+            if isinstance(obj, str) and obj not in objectives:
                 _report(
                     out,
                     "C015",
@@ -229,7 +270,8 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
     minutes: list[Any] = [s.get("minutes") for s in sections if isinstance(s, dict)]
     total = duration.get("learning_minutes")
     if (
-        all(isinstance(m, int) for m in minutes)
+        # Minutes that are not whole numbers are the schema's to report (C006), not summed.
+        all(isinstance(m, int) and not isinstance(m, bool) for m in minutes)
         and isinstance(total, int)
         and sum(minutes) != total
     ):
@@ -247,6 +289,9 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
         else []
     )
     scans: dict[str, tuple[str, BodyScan]] = {}
+    # What each body already got a diagnostic for against module.yaml (C019, C021, C022,
+    # C039): comparing the languages on that point again would only repeat it as C023.
+    reported: set[str] = set()
     bodies = []
     linked = raw.get("linked_experiment")
     linked_id = linked.split("@", 1)[0] if isinstance(linked, str) else None
@@ -264,7 +309,10 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
             )
             item.valid = False
             continue
-        text = path.read_text(encoding="utf-8")
+        text = _read(path, rel, "C017", out)
+        if text is None:
+            item.valid = False
+            continue
         meta, body, taken = split_front_matter(text)
         if meta.get("module") != raw.get("id") or meta.get("lang") != lang:
             out.append(
@@ -280,19 +328,21 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
         out.extend(scan.diagnostics)
         scans[lang] = (rel, scan)
         bodies.append(Body(lang, body, taken + 1))
-        _check_body_against_yaml(out, rel, scan, section_ids, question_ids, linked_id)
+        reported |= _check_body_against_yaml(out, rel, scan, section_ids, question_ids, linked_id)
     item.bodies = tuple(bodies)
     if "fr-CA" in scans and len(scans) > 1:
         fr_rel, fr = scans["fr-CA"]
         for lang, (rel, other) in scans.items():
             if lang == "fr-CA":
                 continue
+            # Which section a block is in says nothing once the sections are wrong (C019).
+            by_section = "section ids" not in reported
             for what, a, b in (
                 ("section ids", [s for s, _ in fr.sections], [s for s, _ in other.sections]),
                 (
                     "self-check blocks",
-                    [(q, s) for q, _, s in fr.self_checks],
-                    [(q, s) for q, _, s in other.self_checks],
+                    [(q, s if by_section else None) for q, _, s in fr.self_checks],
+                    [(q, s if by_section else None) for q, _, s in other.self_checks],
                 ),
                 (
                     "experiment blocks",
@@ -301,7 +351,7 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
                 ),
                 ("images", [fr.images], [other.images]),
             ):
-                if a != b:
+                if a != b and what not in reported:
                     out.append(
                         Diagnostic.at(
                             "C023",
@@ -333,10 +383,15 @@ def _check_body_against_yaml(
     section_ids: list[Any],
     question_ids: set[str],
     linked_id: str | None,
-) -> None:
+) -> set[str]:
+    """Check one body against module.yaml; returns the structure parts found wrong."""
+    reported: set[str] = set()
     found = [s for s, _ in scan.sections]
     if found != section_ids:
-        line = scan.sections[0][1] if scan.sections else 1
+        reported.add("section ids")
+        # At the first heading that is not the expected one (else the last heading).
+        wrong = [n for (s, n), want in zip(scan.sections, section_ids, strict=False) if s != want]
+        line = wrong[0] if wrong else (scan.sections[-1][1] if scan.sections else 1)
         missing = [s for s in section_ids if s not in found]
         extra = [s for s in found if s not in section_ids]
         detail = []
@@ -356,40 +411,47 @@ def _check_body_against_yaml(
                 + ")",
             )
         )
-    counts: dict[str, int] = {}
+    placed: dict[str, list[int]] = {}
     for qid, line, _ in scan.self_checks:
         if qid not in question_ids:
+            reported.add("self-check blocks")
             out.append(
                 Diagnostic.at(
                     "C021",
                     rel,
-                    Position(line, 16),
+                    Position(line, scan.arg_cols.get(line, 1)),
                     f"'{qid}' is not a question of self_check.questions",
                 )
             )
-        counts[qid] = counts.get(qid, 0) + 1
+        placed.setdefault(qid, []).append(line)
     for qid in sorted(question_ids):
-        if counts.get(qid, 0) != 1:
+        lines = placed.get(qid, [])
+        if len(lines) != 1:
+            reported.add("self-check blocks")
+            # A repeated block is reported where it is repeated; a missing one at the top.
+            where = Position(lines[1], scan.arg_cols.get(lines[1], 1)) if lines else Position(1, 1)
             out.append(
                 Diagnostic.at(
                     "C022",
                     rel,
-                    Position(1, 1),
-                    f"question '{qid}' appears {counts.get(qid, 0)} times: place it once with "
+                    where,
+                    f"question '{qid}' appears {len(lines)} times: place it once with "
                     f"'::: self-check {qid}' and ':::'",
                 )
             )
     for exp_id, line in scan.experiments:
         if exp_id != linked_id:
+            reported.add("experiment blocks")
             out.append(
                 Diagnostic.at(
                     "C039",
                     rel,
-                    Position(line, 16),
+                    Position(line, scan.arg_cols.get(line, 1)),
                     f"'::: experiment {exp_id}' is not the module's linked_experiment "
                     f"({linked_id or 'none'})",
                 )
             )
+    return reported
 
 
 def _check_question(
@@ -400,7 +462,7 @@ def _check_question(
     objectives: set[str],
 ) -> None:
     qtype = q.get("type")
-    if q.get("objective") is not None and q.get("objective") not in objectives:
+    if isinstance(q.get("objective"), str) and q["objective"] not in objectives:
         _report(
             out,
             "C015",
@@ -443,7 +505,8 @@ def _check_experiment(item: _Loaded, out: list[Diagnostic]) -> None:
     if not isinstance(raw, dict):
         return
     _dupes(out, doc, raw.get("deliverables"), ("deliverables",), "deliverable")
-    for i, d in enumerate(raw.get("deliverables") or []):
+    deliverables = raw.get("deliverables")
+    for i, d in enumerate(deliverables if isinstance(deliverables, list) else []):
         if not isinstance(d, dict):
             continue
         if d.get("type") == "file" and "accept" not in d:
@@ -529,7 +592,11 @@ def _check_badge(item: _Loaded, out: list[Diagnostic]) -> None:
 
 
 def _svg_problem(path: Path) -> str | None:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # a name the OS refuses (too long, say)
+        found = False
+    if not found:
         return f"image file {path.name} not found"
     if path.suffix.lower() != ".svg":
         return None
@@ -547,8 +614,19 @@ def _svg_problem(path: Path) -> str | None:
             if name.startswith("on"):
                 return f"{path.name} has an event handler ({name})"
     root = tree.getroot()
-    if root.get("role") != "img" or root.find("{http://www.w3.org/2000/svg}title") is None:
+    svg = "{http://www.w3.org/2000/svg}"
+    if root.get("role") != "img" or root.find(f"{svg}title") is None:
         return f'{path.name} needs role="img" and a <title> for screen readers'
+    if root.find(f"{svg}desc") is None:
+        return f"{path.name} needs a <desc> that describes the badge for screen readers"
+    try:
+        _x, _y, width, height = (
+            float(v) for v in root.get("viewBox", "").replace(",", " ").split()
+        )
+    except ValueError:
+        width, height = 0.0, -1.0
+    if width != height or width <= 0:
+        return f'{path.name} must be square: viewBox="0 0 512 512"'
     return None
 
 
@@ -566,17 +644,12 @@ def _check_references(
         refs: list[tuple[Any, tuple[str | int, ...]]] = list(item.refs)
         if item.kind == "modules":
             pre = raw.get("prerequisites")
-            if isinstance(pre, dict):
-                refs += [
-                    (v, ("prerequisites", "modules", i))
-                    for i, v in enumerate(pre.get("modules") or [])
-                ]
+            if isinstance(pre, dict) and isinstance(pre.get("modules"), list):
+                refs += [(v, ("prerequisites", "modules", i)) for i, v in enumerate(pre["modules"])]
             if raw.get("linked_experiment"):
                 refs.append((raw["linked_experiment"], ("linked_experiment",)))
-        elif item.kind == "experiments":
-            refs += [
-                (v, ("linked_modules", i)) for i, v in enumerate(raw.get("linked_modules") or [])
-            ]
+        elif item.kind == "experiments" and isinstance(raw.get("linked_modules"), list):
+            refs += [(v, ("linked_modules", i)) for i, v in enumerate(raw["linked_modules"])]
         for value, path in refs:
             ref = parse_reference(value) if isinstance(value, str) else None
             if ref is None:

@@ -64,6 +64,14 @@ CODES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Characters that end a line (``str.splitlines``): a value quoted in a message (a key
+#: written "\n", say) is escaped so that every diagnostic stays on one line.
+_LINE_BREAKS = {
+    ord(c): c.encode("unicode_escape").decode("ascii")
+    for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+}
+
+
 @dataclass(frozen=True, order=True)
 class Diagnostic:
     """One finding, sortable by file and position."""
@@ -82,7 +90,7 @@ class Diagnostic:
     def at(cls, code: str, path: str, position: Position, message: str) -> Diagnostic:
         if code not in CODES:
             raise KeyError(f"unregistered diagnostic code {code}")
-        return cls(path, position.line, position.col, code, message)
+        return cls(path, position.line, position.col, code, message.translate(_LINE_BREAKS))
 
     def text(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"

@@ -32,8 +32,10 @@ class _Parser:
         #: Every item id the rules refer to, with where: for reference checks.
         self.references: list[tuple[str, Path]] = []
 
-    def report(self, path: Path, message: str) -> None:
-        self.out.append(Diagnostic.at("C036", self.doc.path, self.doc.at(path), message))
+    def report(self, path: Path, message: str, key: bool = False) -> None:
+        """Report at the value at ``path``, or at its key (a wrong name) with ``key``."""
+        pos = self.doc.key_at(path) if key else self.doc.at(path)
+        self.out.append(Diagnostic.at("C036", self.doc.path, pos, message))
 
     def rule(self, value: Any, path: Path) -> Rule | None:
         if not isinstance(value, dict) or len(value) != 1:
@@ -48,6 +50,7 @@ class _Parser:
             self.report(
                 (*path, name),
                 f"unknown rule type '{name}': use one of {', '.join(RULE_TYPES)}",
+                key=True,
             )
             return None
         return rule_type.parse(self, args, (*path, name))
@@ -69,7 +72,9 @@ class _Parser:
         for key in value:
             if key not in allowed:
                 self.report(
-                    (*path, key), f"unknown argument '{key}' (allowed: {', '.join(allowed)})"
+                    (*path, key),
+                    f"unknown argument '{key}' (allowed: {', '.join(allowed)})",
+                    key=True,
                 )
                 ok = False
         for key, required in allowed.items():
@@ -135,9 +140,12 @@ def _experiment_passed(p: _Parser, value: Any, path: Path) -> Rule | None:
         p.report(path, "give exactly one of min_points or min_ratio")
         return None
     if "min_points" in args:
-        threshold: tuple[str, Any] = ("min_points", _points(p, args["min_points"], path))
+        threshold: tuple[str, Any] = (
+            "min_points",
+            _points(p, args["min_points"], (*path, "min_points")),
+        )
     else:
-        threshold = ("min_ratio", _ratio(p, args["min_ratio"], path))
+        threshold = ("min_ratio", _ratio(p, args["min_ratio"], (*path, "min_ratio")))
     if item is None or threshold[1] is None:
         return None
     return Rule("experiment_passed", (("item", item), threshold))
@@ -167,7 +175,7 @@ def _experiments_passed(p: _Parser, value: Any, path: Path) -> Rule | None:
         return None
     ids = {i.split("@", 1)[0] for i in items}
     must = args.get("must_include", [])
-    if not isinstance(must, list) or any(m not in ids for m in must):
+    if not isinstance(must, list) or any(not isinstance(m, str) or m not in ids for m in must):
         p.report((*path, "must_include"), "must_include lists ids that are among the items")
         return None
     if "min_ratio" in args and "min_points" in args:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+_DIGITS = re.compile(r"[0-9]+")
 _REF = re.compile(r"^(?P<id>[a-z0-9]+(?:-[a-z0-9]+)*)@(?P<spec>.+)$")
 
 
@@ -38,7 +39,7 @@ class Reference:
 
     @property
     def major(self) -> int | None:
-        return int(self.spec) if self.spec.isdigit() else None
+        return int(self.spec) if _DIGITS.fullmatch(self.spec) else None
 
     @property
     def exact(self) -> SemVer | None:
@@ -61,7 +62,7 @@ def parse_reference(raw: str) -> Reference | None:
     if not match:
         return None
     spec = match["spec"].strip()
-    if spec.isdigit() or parse_version(spec) is not None:
+    if _DIGITS.fullmatch(spec) or parse_version(spec) is not None:
         return Reference(match["id"], spec)
     if spec[:1] not in "<>=!~":
         return None

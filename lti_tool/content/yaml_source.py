@@ -76,16 +76,47 @@ def load_yaml(text: str, path: str) -> tuple[Document | None, list[Diagnostic]]:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        where = _inside(text, mark.line, mark.column) if mark else Position(1, 1)
         problem = exc.problem or "invalid YAML"
         return None, [Diagnostic.at("C001", path, where, f"YAML syntax error: {problem}")]
+    except yaml.reader.ReaderError as exc:
+        # libyaml gives the UTF-8 byte offset of the character it refuses.
+        before = text.encode("utf-8")[: exc.position].decode("utf-8", "replace")
+        lines = (before + ".").splitlines()
+        where = _inside(text, len(lines) - 1, len(lines[-1]) - 1)
+        return None, [
+            Diagnostic.at(
+                "C001",
+                path,
+                where,
+                f"YAML syntax error: character U+{exc.character:04X} is not allowed ({exc.reason})",
+            )
+        ]
     except yaml.YAMLError as exc:
         return None, [Diagnostic.at("C001", path, Position(1, 1), f"YAML syntax error: {exc}")]
     doc = Document(path=path, value=None)
     if node is None:
         return doc, diagnostics
     doc.value = _convert(node, (), doc, diagnostics)
+    # An empty value at the very end (a lone "---", "key:" on the last line) is placed by
+    # libyaml one line past the file: every position is kept inside it.
+    lines = text.splitlines() or [""]
+    last = Position(len(lines), len(lines[-1]) + 1)
+    for table in (doc.positions, doc.key_positions):
+        table.update({k: last for k, pos in table.items() if pos.line > len(lines)})
     return doc, diagnostics
+
+
+def _inside(text: str, line: int, column: int) -> Position:
+    """1-based position of a 0-based mark, kept inside the file.
+
+    libyaml reports the end of the stream one line past the last one; such marks point
+    at the end of the last line instead.
+    """
+    lines = text.splitlines() or [""]
+    if line >= len(lines):
+        return Position(len(lines), len(lines[-1]) + 1)
+    return Position(line + 1, column + 1)
 
 
 def _pos(node: yaml.Node) -> Position:
@@ -133,7 +164,7 @@ def _convert(node: yaml.Node, path: Path, doc: Document, out: list[Diagnostic]) 
     value = _scalar(node)
     if (
         isinstance(value, bool)
-        and getattr(node, "style", None) is None
+        and not getattr(node, "style", None)  # plain: None in PyYAML, "" from libyaml
         and str(node.value).lower() in _YAML11_BOOLEANS - {"true", "false"}
     ):
         doc.yaml11_booleans.add(path)
@@ -147,7 +178,8 @@ def _scalar(node: yaml.Node) -> Any:
     """Value of a scalar node with the safe schema (ints, floats, bools, dates, null)."""
     try:
         value = _CONSTRUCTOR.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError:
+    except Exception:  # an impossible date (2026-13-01), "!!int abc", "!!bool maybe"...
+        # The text as written; the schema then reports it where a date or number belongs.
         return str(node.value)
     finally:
         _CONSTRUCTOR.constructed_objects.clear()

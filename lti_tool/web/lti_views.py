@@ -31,7 +31,6 @@ bp = Blueprint("lti", __name__, url_prefix="/lti")
 log = logging.getLogger("lti_tool.launch")
 
 
-
 def _set_state_cookie(response: Response, name: str, value: str, max_age: int) -> None:
     secure = settings().secure_cookies
     response.set_cookie(
