@@ -58,7 +58,9 @@ def load_yaml(text: str, path: str) -> tuple[Document | None, list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     try:
         # Anchors and aliases only show in the event stream, not in composed nodes.
-        for event in yaml.parse(text, Loader=_Loader):
+        # Anchors and aliases need '&' or '*': skip the event pass for most files.
+        events = yaml.parse(text, Loader=_Loader) if ("&" in text or "*" in text) else ()
+        for event in events:
             anchor = getattr(event, "anchor", None)
             if isinstance(event, yaml.AliasEvent) or anchor:
                 mark: Any = event.start_mark
@@ -174,8 +176,13 @@ def _convert(node: yaml.Node, path: Path, doc: Document, out: list[Diagnostic]) 
 _CONSTRUCTOR = yaml.SafeLoader("")
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: yaml.Node) -> Any:
     """Value of a scalar node with the safe schema (ints, floats, bools, dates, null)."""
+    if node.tag == _STR_TAG:
+        return node.value  # most scalars: no constructor needed
     try:
         value = _CONSTRUCTOR.construct_object(node, deep=True)
     except Exception:  # an impossible date (2026-13-01), "!!int abc", "!!bool maybe"...
