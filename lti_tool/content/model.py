@@ -244,6 +244,21 @@ def _changelog(raw: Mapping[str, Any], langs: tuple[str, ...]) -> tuple[Changelo
     )
 
 
+def _common(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The fields every item kind shares (id, version, status, languages, changelog)."""
+    langs = _langs(raw)
+    version = parse_version(raw["version"])
+    assert version is not None, "built only from validated files"
+    return {
+        "id": raw["id"],
+        "version": version,
+        "status": raw["status"],
+        "languages": langs,
+        "changelog": _changelog(raw, langs),
+        "source_path": source,
+    }
+
+
 def _refs(values: Any) -> tuple[Reference, ...]:
     refs = (parse_reference(v) for v in values or [])
     return tuple(r for r in refs if r is not None)
@@ -277,16 +292,12 @@ def _question(raw: Mapping[str, Any], langs: tuple[str, ...]) -> Question:
 
 
 def build_module(raw: Mapping[str, Any], bodies: tuple[Body, ...], source: str) -> Module:
-    langs = _langs(raw)
-    version = parse_version(raw["version"])
-    assert version is not None
+    common = _common(raw, source)
+    langs = common["languages"]
     prereq = raw.get("prerequisites") or {}
     linked = raw.get("linked_experiment")
     return Module(
-        id=raw["id"],
-        version=version,
-        status=raw["status"],
-        languages=langs,
+        **common,
         title=Text.of(raw["title"], langs),
         summary=Text.of(raw["summary"], langs),
         learning_minutes=raw["duration"]["learning_minutes"],
@@ -302,21 +313,15 @@ def build_module(raw: Mapping[str, Any], bodies: tuple[Body, ...], source: str) 
         prerequisites=_refs(prereq.get("modules")),
         linked_experiment=parse_reference(linked) if linked else None,
         audience=tuple(raw.get("audience", [])),
-        changelog=_changelog(raw, langs),
-        source_path=source,
     )
 
 
 def build_experiment(raw: Mapping[str, Any], source: str) -> Experiment:
-    langs = _langs(raw)
-    version = parse_version(raw["version"])
-    assert version is not None
+    common = _common(raw, source)
+    langs = common["languages"]
     rubric = raw["rubric"]
     return Experiment(
-        id=raw["id"],
-        version=version,
-        status=raw["status"],
-        languages=langs,
+        **common,
         title=Text.of(raw["title"], langs),
         summary=Text.of(raw["summary"], langs),
         weeks=raw["period"]["weeks"],
@@ -354,20 +359,14 @@ def build_experiment(raw: Mapping[str, Any], source: str) -> Experiment:
         ),
         feedback_required=bool(raw["grading"].get("feedback_required", False)),
         linked_modules=_refs(raw.get("linked_modules")),
-        changelog=_changelog(raw, langs),
-        source_path=source,
     )
 
 
 def build_badge(raw: Mapping[str, Any], rule: Rule, source: str) -> BadgeClass:
-    langs = _langs(raw)
-    version = parse_version(raw["version"])
-    assert version is not None
+    common = _common(raw, source)
+    langs = common["languages"]
     return BadgeClass(
-        id=raw["id"],
-        version=version,
-        status=raw["status"],
-        languages=langs,
+        **common,
         name=Text.of(raw["name"], langs),
         description=Text.of(raw["description"], langs),
         image_file=raw["image"]["file"],
@@ -377,8 +376,6 @@ def build_badge(raw: Mapping[str, Any], rule: Rule, source: str) -> BadgeClass:
         narrative=Text.of(raw["criteria"]["narrative"], langs),
         rule=rule,
         tags=tuple(raw.get("tags", [])),
-        changelog=_changelog(raw, langs),
-        source_path=source,
     )
 
 
