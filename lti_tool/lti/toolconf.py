@@ -92,7 +92,9 @@ class ConfigCache:
         return None
 
     def set_deployment(self, key: tuple[int, str], info: DeploymentInfo) -> None:
-        if info.status == DEPLOYMENT_ACTIVE:
+        # A deployment gets its organization on its first launch: cache it only then, so
+        # the following launches do not look the organization up again.
+        if info.status == DEPLOYMENT_ACTIVE and info.organization_id is not None:
             with self._lock:
                 self._deployments[key] = (self._clock(), info)
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,28 +42,42 @@ def slugify(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:120] or "org"
 
 
+def _lookup(table: Table, keys: tuple[str, ...], values: tuple[str, ...]) -> Any:
+    """A prepared SELECT of id and ``values`` by ``keys`` (bound parameters)."""
+    return select(table.c.id, *(table.c[v] for v in values)).where(
+        *(table.c[k] == bindparam(f"k_{k}") for k in keys)
+    )
+
+
+_USER_FIELDS = ("name", "given_name", "family_name", "email")
+_SELECT_USER = _lookup(_USERS, ("issuer", "sub"), ("locale", "last_launch_at", *_USER_FIELDS))
+_SELECT_CONTEXT = _lookup(_CONTEXTS, ("issuer", "context_id"), ("label", "title"))
+_SELECT_LINK = _lookup(_LINKS, ("issuer", "resource_link_id"), ("title",))
+
+
 def _upsert_row(
     session: Session,
     table: Table,
+    lookup: Any,
     keys: Mapping[str, Any],
     values: Mapping[str, Any],
     on_insert: Mapping[str, Any] | None = None,
 ) -> int:
     """Id of the row with ``keys``; inserted with ``values`` if absent, else updated
     where ``values`` differ. Two processes racing end with the same row."""
-    where = [table.c[k] == v for k, v in keys.items()]
-    columns = [table.c.id, *(table.c[k] for k in values)]
+    conn = session.connection()
+    params = {f"k_{k}": v for k, v in keys.items()}
     for _ in range(2):
-        row = session.execute(select(*columns).where(*where)).first()
+        row = conn.execute(lookup, params).first()
         if row is not None:
             changed = {k: v for k, v in values.items() if row._mapping[k] != v}
             if changed:
-                session.execute(update(table).where(table.c.id == row.id).values(**changed))
+                conn.execute(update(table).where(table.c.id == row.id).values(**changed))
             return int(row.id)
         try:
             with session.begin_nested():
                 return int(
-                    session.execute(
+                    conn.execute(
                         insert(table)
                         .values(**keys, **values, **(on_insert or {}))
                         .returning(table.c.id)
@@ -106,11 +120,16 @@ grants_index = _GrantsIndex()
 
 def _organization_for(session: Session, launch: LaunchContext) -> int | None:
     """The deployment's organization, created on its first launch."""
+    known = session.execute(
+        select(Deployment.organization_id).where(Deployment.id == launch.deployment_pk)
+    ).first()
+    if known is None:
+        return None
+    if known[0] is not None:
+        return int(known[0])
     deployment = session.get(Deployment, launch.deployment_pk)
     if deployment is None:
         return None
-    if deployment.organization_id is not None:
-        return deployment.organization_id
     # Slugs are scoped by the platform's host, so a course on one platform cannot attach
     # a deployment to another platform's organization.
     host = urlsplit(launch.issuer).hostname or launch.issuer
@@ -145,15 +164,13 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
         "family_name": launch.family_name,
         "email": launch.email,
     }
-    user = session.execute(
-        select(
-            _USERS.c.id, _USERS.c.locale, _USERS.c.last_launch_at, *(_USERS.c[k] for k in person)
-        ).where(_USERS.c.issuer == launch.issuer, _USERS.c.sub == launch.sub)
-    ).first()
+    conn = session.connection()
+    user = conn.execute(_SELECT_USER, {"k_issuer": launch.issuer, "k_sub": launch.sub}).first()
     if user is None:
         user_pk = _upsert_row(
             session,
             _USERS,
+            _SELECT_USER,
             {"issuer": launch.issuer, "sub": launch.sub},
             person,
             {"last_launch_at": now, "created_at": now},
@@ -170,13 +187,14 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
         if last is None or now - last > LAST_LAUNCH_RESOLUTION:
             changed["last_launch_at"] = now
         if changed:
-            session.execute(update(_USERS).where(_USERS.c.id == user_pk).values(**changed))
+            conn.execute(update(_USERS).where(_USERS.c.id == user_pk).values(**changed))
 
     context_pk = None
     if launch.context_id:
         context_pk = _upsert_row(
             session,
             _CONTEXTS,
+            _SELECT_CONTEXT,
             {"issuer": launch.issuer, "context_id": launch.context_id},
             {
                 "label": (launch.context_label or "")[:255],
@@ -189,6 +207,7 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
         link_pk = _upsert_row(
             session,
             _LINKS,
+            _SELECT_LINK,
             {"issuer": launch.issuer, "resource_link_id": launch.resource_link_id},
             {"title": (launch.resource_link_title or "")[:512]},
             {"context_pk": context_pk, "deployment_id": launch.deployment_pk, "created_at": now},
