@@ -8,6 +8,7 @@ request fails later. SQLite (3.35+) and PostgreSQL get single-statement upserts 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, cast
@@ -25,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from lti_tool.models import KeyValueEntry
 
@@ -68,6 +69,12 @@ class SqlStore:
         self._writes = 0
         self._upsert_insert = _dialect_insert(engine)
         self._fast = self._upsert_insert is not None
+        # SQLite's driver takes :name parameters as written; psycopg wants %(name)s.
+        named = engine.dialect.name == "sqlite"
+        self._raw_sql = {
+            name: str(stmt) if named else re.sub(r":(\w+)", r"%(\1)s", str(stmt))
+            for name, stmt in _FAST_SQL.items()
+        }
         self._local = threading.local()
         self._connections: list[Any] = []
         self._connections_lock = threading.Lock()
@@ -80,25 +87,43 @@ class SqlStore:
             self._connections.clear()
 
     def _run(self, name: str, params: dict[str, Any], write: bool) -> Any:
-        """Run a prepared statement on this thread's own connection, in its own
-        transaction; reconnect once if the server dropped the connection."""
+        """Run a prepared statement on this thread's own driver connection, in its own
+        transaction; reconnect once if the server dropped the connection.
+
+        The driver is called directly: these few statements run on every launch and
+        SQLAlchemy's per-statement work cost more than the statements themselves.
+        """
+        sql = self._raw_sql[name]
+        dbapi = self._engine.dialect.loaded_dbapi
         for attempt in (0, 1):
-            conn = getattr(self._local, "conn", None)
-            if conn is None or conn.closed:
-                conn = self._local.conn = self._engine.connect()
+            raw = getattr(self._local, "raw", None)
+            if raw is None:
+                raw = self._local.raw = self._engine.raw_connection()
                 with self._connections_lock:
-                    self._connections.append(conn)
+                    self._connections.append(raw)
             try:
-                with conn.begin():
-                    result = conn.execute(_FAST_SQL[name], params)
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(sql, params)
                     if name in ("get", "take"):
-                        return result.scalar_one_or_none()
-                    return result.rowcount
-            except DBAPIError as exc:
-                if attempt or not exc.connection_invalidated:
+                        row = cursor.fetchone()
+                        result: Any = row[0] if row else None
+                    else:
+                        result = cursor.rowcount
+                finally:
+                    cursor.close()
+                raw.commit()
+                return result
+            except (dbapi.OperationalError, dbapi.InterfaceError):
+                try:
+                    raw.invalidate()
+                finally:
+                    self._local.raw = None
+                if attempt:
                     raise
-                conn.close()
-                self._local.conn = None
+            except dbapi.Error:
+                raw.rollback()
+                raise
         raise AssertionError("unreachable")
 
     def _now(self) -> float:
