@@ -62,6 +62,7 @@ def _upsert_row(
     keys: Mapping[str, Any],
     values: Mapping[str, Any],
     on_insert: Mapping[str, Any] | None = None,
+    wrote: list[bool] | None = None,
 ) -> int:
     """Id of the row with ``keys``; inserted with ``values`` if absent, else updated
     where ``values`` differ. Two processes racing end with the same row."""
@@ -73,7 +74,11 @@ def _upsert_row(
             changed = {k: v for k, v in values.items() if row._mapping[k] != v}
             if changed:
                 conn.execute(update(table).where(table.c.id == row.id).values(**changed))
+                if wrote is not None:
+                    wrote[0] = True
             return int(row.id)
+        if wrote is not None:
+            wrote[0] = True
         try:
             with session.begin_nested():
                 return int(
@@ -157,6 +162,7 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
     """Upsert the rows a launch names and return the launch with their ids and with the
     coordinator role when the person holds a grant. Commits."""
     now = utcnow()
+    wrote = [False]
     # Keep only what the platform sends now: minimum personal information (Law 25).
     person = {
         "name": launch.name,
@@ -174,6 +180,7 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
             {"issuer": launch.issuer, "sub": launch.sub},
             person,
             {"last_launch_at": now, "created_at": now},
+            wrote,
         )
         user_locale = None
     else:
@@ -188,6 +195,7 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
             changed["last_launch_at"] = now
         if changed:
             conn.execute(update(_USERS).where(_USERS.c.id == user_pk).values(**changed))
+            wrote[0] = True
 
     context_pk = None
     if launch.context_id:
@@ -201,6 +209,7 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
                 "title": (launch.context_title or "")[:512],
             },
             {"deployment_id": launch.deployment_pk, "created_at": now},
+            wrote,
         )
     link_pk = None
     if launch.resource_link_id:
@@ -211,18 +220,23 @@ def record_launch(session: Session, launch: LaunchContext) -> LaunchContext:
             {"issuer": launch.issuer, "resource_link_id": launch.resource_link_id},
             {"title": (launch.resource_link_title or "")[:512]},
             {"context_pk": context_pk, "deployment_id": launch.deployment_pk, "created_at": now},
+            wrote,
         )
 
     org_pk = launch.organization_pk
     if org_pk is None:
         org_pk = _organization_for(session, launch)
+        wrote[0] = True
     grant_scopes = grants_index.scopes(session, launch.issuer, launch.sub)
     is_coordinator = "*" in grant_scopes
     if grant_scopes and not is_coordinator and org_pk is not None:
         org = session.get(Organization, org_pk)
         is_coordinator = org is not None and org.slug in grant_scopes
     roles = launch.roles | {COORDINATOR} if is_coordinator else launch.roles
-    session.commit()
+    # Nothing written (a returning person in a known course): no commit to pay for; the
+    # request's teardown ends the read-only transaction.
+    if wrote[0]:
+        session.commit()
     return launch.with_changes(
         user_pk=user_pk,
         context_pk=context_pk,

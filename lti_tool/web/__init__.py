@@ -24,6 +24,9 @@ def init_web(app: Flask) -> None:
         SharedRateLimiter(store) if isinstance(store, RedisStore) else LocalRateLimiter()
     )
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    # Imported once here rather than by every launch page render.
+    macros = app.jinja_env.get_template("lti/_macros.html").module
+    app.jinja_env.globals["locale_switch"] = macros.locale_switch  # type: ignore[attr-defined]
     app.register_blueprint(home.bp)
     app.register_blueprint(lti_views.bp)
     app.register_blueprint(registration_views.bp)

@@ -6,7 +6,7 @@ import logging
 import time
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, g, jsonify, make_response, redirect, render_template, request
+from flask import Blueprint, Response, g, jsonify, make_response, render_template, request
 
 from lti_tool.db import request_session
 from lti_tool.domain.launch import DEEP_LINKING, SUPPORTED_LOCALES, LaunchContext
@@ -66,7 +66,8 @@ def login() -> Response:
             )
         )
     else:
-        response = make_response(redirect(result.redirect_url, code=302))
+        # A bare 302: the URL is already encoded, and nobody reads a redirect's body.
+        response = Response(status=302, headers={"Location": result.redirect_url})
     _set_state_cookie(response, result.cookie_name, result.state, result.cookie_max_age)
     return response
 
