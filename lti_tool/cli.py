@@ -129,7 +129,11 @@ def platform_group() -> None:
 @click.option(
     "--frame-origin", "frame_origins", multiple=True, help="Extra origin framing the tool."
 )
-@click.option("--auto-approve/--no-auto-approve", default=False, help="Accept new deployments.")
+@click.option(
+    "--auto-approve/--no-auto-approve",
+    default=None,
+    help="Accept new deployments without `platform approve` (default: keep; off when new).",
+)
 @with_appcontext
 def platform_add(**opts: Any) -> None:
     """Register a platform by hand (Open edX, or any platform without Dynamic Registration)."""
@@ -334,6 +338,21 @@ def coordinators_remove(issuer: str, sub: str, org: str | None) -> None:
 @main.group("users")
 def users_group() -> None:
     """Serve access and deletion requests."""
+
+
+@users_group.command("find")
+@click.argument("text")
+@with_appcontext
+def users_find(text: str) -> None:
+    """Find people by part of their name or email: prints issuer and sub (for
+    `coordinators add`, `users export` and `users erase`)."""
+    with get_db().session() as session:
+        found = user_service.find_users(session, text)
+    if not found:
+        _fail(f"nobody whose name or email contains {text!r} has launched the tool")
+    for user in found:
+        name = user.name or " ".join(p for p in (user.given_name, user.family_name) if p)
+        click.echo(f"{user.issuer}  {user.sub}  {name or '-'}  {user.email or '-'}")
 
 
 @users_group.command("export")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from lti_tool.domain.urls import origin_of, platform_url_problem
@@ -42,7 +42,8 @@ class PlatformSpec:
     name: str = ""
     auth_audience: str | None = None
     frame_origins: tuple[str, ...] = ()
-    auto_approve: bool = False
+    #: None keeps the registration's current setting (False for a new one).
+    auto_approve: bool | None = None
     source: str = "manual"
     product_family: str = ""
 
@@ -93,11 +94,16 @@ def add_platform(session: Session, spec: PlatformSpec) -> Registration:
     reg.auth_login_url = spec.auth_login_url
     reg.auth_token_url = spec.auth_token_url
     reg.key_set_url = spec.key_set_url
-    reg.auth_audience = spec.auth_audience
-    reg.frame_origins = default_frame_origins(spec)
-    reg.auto_approve = spec.auto_approve
-    reg.source = spec.source
-    reg.product_family = spec.product_family
+    # Running `platform add` again updates what it is given and keeps the rest: extra
+    # frame origins add up, an unset audience or auto-approve stays as it was.
+    if spec.auth_audience is not None or reg.auth_audience is None:
+        reg.auth_audience = spec.auth_audience
+    reg.frame_origins = sorted({*(reg.frame_origins or []), *default_frame_origins(spec)})
+    if spec.auto_approve is not None or reg.auto_approve is None:
+        reg.auto_approve = bool(spec.auto_approve)
+    if spec.source == "dynamic" or not reg.source:
+        reg.source = spec.source
+    reg.product_family = spec.product_family or reg.product_family or ""
     session.flush()
     for deployment_id in spec.deployment_ids:
         _activate(session, reg, deployment_id)
@@ -222,7 +228,15 @@ def _hash(token: str) -> str:
 
 
 def create_invitation(session: Session, note: str = "", days: int = 7) -> str:
-    """A new one-time invitation secret (only its hash is stored). Commits."""
+    """A new one-time invitation secret (only its hash is stored). Commits.
+
+    Invitations expired for a month are deleted in passing: they can open nothing.
+    """
+    session.execute(
+        delete(RegistrationInvitation).where(
+            RegistrationInvitation.expires_at < datetime.now(UTC) - timedelta(days=30)
+        )
+    )
     token = secrets.token_urlsafe(32)
     session.add(
         RegistrationInvitation(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from lti_tool.models import CoordinatorGrant, User
@@ -19,6 +19,27 @@ def _user(session: Session, issuer: str, sub: str) -> User:
     if user is None:
         raise UserNotFound(f"no user with issuer {issuer!r} and sub {sub!r}")
     return user
+
+
+def find_users(session: Session, text: str, limit: int = 50) -> list[User]:
+    """People whose name or email contains ``text`` (case-insensitive), newest first."""
+    needle = f"%{text.strip().lower()}%"
+    if len(needle) < 4:
+        return []
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                func.lower(func.coalesce(User.email, "")).like(needle)
+                | func.lower(func.coalesce(User.name, "")).like(needle)
+                | func.lower(
+                    func.coalesce(User.given_name, "") + " " + func.coalesce(User.family_name, "")
+                ).like(needle)
+            )
+            .order_by(User.last_launch_at.desc())
+            .limit(limit)
+        )
+    )
 
 
 def export_user(session: Session, issuer: str, sub: str) -> dict[str, Any]:

@@ -171,3 +171,61 @@ def test_readyz_is_a_json_503_when_the_database_fails(backend_app: Flask) -> Non
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"].startswith("error")
     assert "X-Request-ID" in response.headers and "Content-Security-Policy" in response.headers
+
+
+def test_platform_add_again_keeps_what_it_is_not_given(run: Any) -> None:
+    assert (
+        run(*ADD, "--auto-approve", "--auth-audience", "https://lms.example.org/oauth").exit_code
+        == 0
+    )
+    again = [a.replace("https://studio.example.org", "https://preview.example.org") for a in ADD]
+    assert run(*again).exit_code == 0
+    listed = json.loads(run("platform", "list", "--json").output)[0]
+    assert listed["auto_approve"] is True
+    assert {"https://studio.example.org", "https://preview.example.org"} <= set(
+        listed["frame_origins"]
+    )
+    assert run(*ADD, "--no-auto-approve").exit_code == 0
+    assert json.loads(run("platform", "list", "--json").output)[0]["auto_approve"] is False
+
+
+def test_users_find_gives_issuer_and_sub(run: Any, app: Flask) -> None:
+    with get_db(app).session() as session:
+        session.add(
+            User(
+                issuer=ISS,
+                sub="s-42",
+                given_name="Marie",
+                family_name="Tremblay",
+                email="marie@organisme.example",
+            )
+        )
+        session.add(User(issuer=ISS, sub="s-43", name="Jean Roy", email=None))
+    found = run("users", "find", "tremblay")
+    assert found.exit_code == 0 and f"{ISS}  s-42  Marie Tremblay" in found.output
+    assert "s-42" in run("users", "find", "ORGANISME").output
+    assert "s-43" in run("users", "find", "jean").output
+    missing = run("users", "find", "nobody-here")
+    assert missing.exit_code == 1 and "nobody" in missing.output
+
+
+def test_invite_purges_long_expired_invitations(run: Any, app: Flask) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lti_tool.models import RegistrationInvitation
+
+    with get_db(app).session() as session:
+        session.add(
+            RegistrationInvitation(
+                token_hash="0" * 64, expires_at=datetime.now(UTC) - timedelta(days=40)
+            )
+        )
+        session.add(
+            RegistrationInvitation(
+                token_hash="1" * 64, expires_at=datetime.now(UTC) - timedelta(days=2)
+            )
+        )
+    assert run("platform", "invite").exit_code == 0
+    with get_db(app).session() as session:
+        hashes = set(session.scalars(select(RegistrationInvitation.token_hash)))
+    assert "0" * 64 not in hashes and "1" * 64 in hashes and len(hashes) == 2
