@@ -57,6 +57,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # lti_tool, also when the package is not installed
 
+import procstats  # noqa: E402  (bench/ is the script folder)
+
 from lti_tool.content.catalog import CheckResult, content_fingerprint, load_catalog  # noqa: E402
 from lti_tool.content.diagnostics import Diagnostic  # noqa: E402
 from lti_tool.content.model import Catalog, Module  # noqa: E402
@@ -107,17 +109,6 @@ class BenchError(RuntimeError):
 
 
 # -- small helpers ----------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -913,17 +904,17 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         Row("  tracemalloc: retained (catalog)", f"{memory['traced_retained']:.0f} MB"),
         Row(f"cold render, {render.bodies} bodies: total", f"{render.cold_total:.2f} s"),
         Row("  per body: mean", ms(statistics.fmean(render.cold))),
-        Row("  per body: p99", ms(percentile(render.cold, 0.99))),
+        Row("  per body: p99", ms(procstats.percentile(render.cold, 0.99))),
         Row(
             f"warm render-cache lookup ({len(render.warm)}): mean",
             us(statistics.fmean(render.warm)),
         ),
-        Row("  p99", us(percentile(render.warm, 0.99))),
+        Row("  p99", us(procstats.percentile(render.warm, 0.99))),
     ]
-    fallback_p99 = percentile(fallback.times, 0.99)
+    fallback_p99 = procstats.percentile(fallback.times, 0.99)
     page_target = f"< {targets.max_warm_page_ms:g} ms"
     if page is not None:
-        p99 = percentile(page.times, 0.99)
+        p99 = procstats.percentile(page.times, 0.99)
         rows += [
             Row(
                 f"warm preview page p99 ({page.requests} requests)",
@@ -931,7 +922,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 page_target,
                 p99 < targets.max_warm_page_ms / 1000,
             ),
-            Row("  p50", ms(percentile(page.times, 0.5))),
+            Row("  p50", ms(procstats.percentile(page.times, 0.5))),
         ]
     elif page_error:
         rows.append(Row("warm preview page: failed", "-", page_target, False))
@@ -943,7 +934,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             page_target if fallback_checked else "",
             fallback_p99 < targets.max_warm_page_ms / 1000 if fallback_checked else None,
         ),
-        Row("  p50", ms(percentile(fallback.times, 0.5))),
+        Row("  p50", ms(procstats.percentile(fallback.times, 0.5))),
         Row(
             f"content_fingerprint, {library.items} items: median",
             ms(statistics.median(fingerprint)),

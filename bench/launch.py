@@ -371,17 +371,6 @@ class RoundStats:
         return self.launches / self.seconds if self.seconds else 0.0
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def measure_round(
     number: int,
     server: Server,
@@ -445,9 +434,10 @@ class TargetSummary:
             launches=launches,
             errors=sum(r.errors for r in mine),
             throughput=launches / seconds if seconds else 0.0,
-            p50_ms=1000 * percentile(latencies, 0.50),
-            p99_ms=1000 * percentile(latencies, 0.99),
-            platform_p50_ms=1000 * percentile([x for r in mine for x in r.platform_waits], 0.5),
+            p50_ms=1000 * procstats.percentile(latencies, 0.50),
+            p99_ms=1000 * procstats.percentile(latencies, 0.99),
+            platform_p50_ms=1000
+            * procstats.percentile([x for r in mine for x in r.platform_waits], 0.5),
             cpu_ms=cpu.server * per,
             split_ms={
                 "server": cpu.server * per,
@@ -479,10 +469,10 @@ def render_rounds(rounds: list[RoundStats]) -> str:
         total = max(1e-9, r.cpu.machine_total)
         lines.append(
             f"{r.round:>5}  {r.target:<8} {r.launches:>8} {r.seconds:>7.2f} {r.throughput:>8.1f} "
-            f"{1000 * percentile(r.latencies, 0.5):>7.1f} "
-            f"{1000 * percentile(r.latencies, 0.99):>7.1f} "
+            f"{1000 * procstats.percentile(r.latencies, 0.5):>7.1f} "
+            f"{1000 * procstats.percentile(r.latencies, 0.99):>7.1f} "
             f"{1000 * r.cpu.server / max(1, r.launches):>13.2f} "
-            f"{1000 * percentile(r.platform_waits, 0.5):>9.1f} ms "
+            f"{1000 * procstats.percentile(r.platform_waits, 0.5):>9.1f} ms "
             f"{100 * r.cpu.machine_busy / total:>4.0f}% {100 * r.cpu.foreign / total:>5.0f}% "
             f"{r.errors:>6}"
         )
@@ -949,8 +939,8 @@ def run(
             {k: v for k, v in asdict(r).items() if k not in ("latencies", "platform_waits")}
             | {
                 "throughput": r.throughput,
-                "p50_ms": 1000 * percentile(r.latencies, 0.5),
-                "p99_ms": 1000 * percentile(r.latencies, 0.99),
+                "p50_ms": 1000 * procstats.percentile(r.latencies, 0.5),
+                "p99_ms": 1000 * procstats.percentile(r.latencies, 0.99),
             }
             for r in rounds
         ],

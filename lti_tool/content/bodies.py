@@ -16,6 +16,7 @@ _FENCE = re.compile(r"^:::\s*(?P<name>[^\s]*)\s*(?P<arg>[^\s]*)\s*(?P<extra>.*)$
 _IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]*)[^)]*\)")
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<href>[^)\s]*)[^)]*\)")
 # Apostrophes, straight and typographic (U+2019), join French elisions (l'équipe).
+_FRONT_MATTER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WORD = re.compile("[^\\W\\d_](?:[\\w'\u2019-]*\\w)?")
 
 
@@ -49,18 +50,41 @@ def _exists(path: Path) -> bool:
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str, int]:
-    """(front matter, body, lines taken by the front matter)."""
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].strip() != "---":
+    """Split ``---`` front matter from a body file.
+
+    Returns ``(front matter, body, number of lines the front matter took)``: the count includes
+    both ``---`` fences, so line ``n`` of ``body`` is line ``n + count`` of the file. A text that
+    does not start with a ``---`` line (a leading BOM is ignored) has no front matter:
+    ``({}, text, 0)``.
+
+    Inside the fences each non-blank line is ``key: value`` (no YAML: the value is the text after
+    the first colon, stripped, with one pair of matching surrounding quotes removed); lines
+    starting with ``#`` are comments. Raises ``ValueError`` (message naming the file line) for an
+    unclosed front matter, a line that is not ``key: value`` or a duplicate key.
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines[0].rstrip() != "---":
         return {}, text, 0
     meta: dict[str, str] = {}
-    for i, line in enumerate(lines[1:], start=1):
-        if line.strip() == "---":
-            return meta, "".join(lines[i + 1 :]), i + 1
-        key, sep, value = line.partition(":")
-        if sep:
-            meta[key.strip()] = value.strip()
-    return meta, text, 0
+    for index in range(1, len(lines)):
+        line = lines[index].rstrip()
+        if line == "---":
+            return meta, "\n".join(lines[index + 1 :]), index + 1
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, colon, value = line.partition(":")
+        key = key.strip()
+        if not colon or not _FRONT_MATTER_KEY.fullmatch(key):
+            raise ValueError(f"front matter line {index + 1}: expected 'key: value'")
+        if key in meta:
+            raise ValueError(f"front matter line {index + 1}: duplicate key {key!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        meta[key] = value
+    raise ValueError("front matter: no closing '---' line")
 
 
 def scan_body(text: str, path: str, item_dir: Path, first_line: int) -> BodyScan:

@@ -131,7 +131,7 @@ def _load_catalog(root: Path) -> CheckResult:
         elif item.rule is not None:
             badges[item_id] = build_badge(raw, item.rule, item.doc.path)
     catalog = Catalog(modules, experiments, badges, issuer)
-    _check_references(loaded, seen, catalog, out, read_lock(root))
+    _check_references(loaded, seen, out, read_lock(root))
     issuer_missing = not (root / "badges" / "issuer.yaml").is_file()
     for badge in badges.values():
         if issuer is not None and badge.issuer != issuer.id:
@@ -326,8 +326,12 @@ def _check_module(item: _Loaded, root: Path, out: list[Diagnostic]) -> None:
         if text is None:
             item.valid = False
             continue
-        meta, body, taken = split_front_matter(text)
-        if meta.get("module") != raw.get("id") or meta.get("lang") != lang:
+        try:
+            meta, body, taken = split_front_matter(text)
+        except ValueError as exc:
+            out.append(Diagnostic.at("C018", rel, Position(1, 1), f"{exc}: fix the '---' block"))
+            meta, body, taken = None, text, 0
+        if meta is not None and (meta.get("module") != raw.get("id") or meta.get("lang") != lang):
             out.append(
                 Diagnostic.at(
                     "C018",
@@ -646,7 +650,6 @@ def _svg_problem(path: Path) -> str | None:
 def _check_references(
     loaded: list[_Loaded],
     seen: dict[str, _Loaded],
-    catalog: Catalog,
     out: list[Diagnostic],
     lock: dict[str, list[dict[str, str]]],
 ) -> None:

@@ -40,6 +40,8 @@ from markdown.extensions.tables import TableExtension
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
+from .bodies import split_front_matter
+
 __all__ = [
     "BLOCK_LABELS",
     "CONTENT_BLOCKS",
@@ -111,46 +113,6 @@ class RenderedBody:
 
 
 # --------------------------------------------------------------------------- front matter
-
-_FRONT_MATTER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def split_front_matter(text: str) -> tuple[dict[str, str], str, int]:
-    """Split ``---`` front matter from a body file.
-
-    Returns ``(front matter, body, number of lines the front matter took)``: the count includes
-    both ``---`` fences, so line ``n`` of ``body`` is line ``n + count`` of the file. A text that
-    does not start with a ``---`` line (a leading BOM is ignored) has no front matter:
-    ``({}, text, 0)``.
-
-    Inside the fences each non-blank line is ``key: value`` (no YAML: the value is the text after
-    the first colon, stripped, with one pair of matching surrounding quotes removed); lines
-    starting with ``#`` are comments. Raises ``ValueError`` (message naming the file line) for an
-    unclosed front matter, a line that is not ``key: value`` or a duplicate key.
-    """
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[0].rstrip() != "---":
-        return {}, text, 0
-    meta: dict[str, str] = {}
-    for index in range(1, len(lines)):
-        line = lines[index].rstrip()
-        if line == "---":
-            return meta, "\n".join(lines[index + 1 :]), index + 1
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        key, colon, value = line.partition(":")
-        key = key.strip()
-        if not colon or not _FRONT_MATTER_KEY.fullmatch(key):
-            raise ValueError(f"front matter line {index + 1}: expected 'key: value'")
-        if key in meta:
-            raise ValueError(f"front matter line {index + 1}: duplicate key {key!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        meta[key] = value
-    raise ValueError("front matter: no closing '---' line")
 
 
 # --------------------------------------------------------------------------- sanitising

@@ -103,7 +103,6 @@ class LtiTool:
             store=self.store,
             key_cache=self.key_cache,
             leeway=self.settings.lti_leeway_seconds,
-            state_ttl=self.settings.login_state_seconds,
             requests_session=self.http.session,
         )
         launch.validate()

@@ -89,7 +89,6 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         store: KeyValueStore,
         key_cache: PlatformKeyCache,
         leeway: int,
-        state_ttl: int,
         requests_session: Any = None,
         clock: Any = time.time,
     ) -> None:
@@ -102,7 +101,6 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self._store = store
         self._key_cache = key_cache
         self._leeway = leeway
-        self._state_ttl = state_ttl
         self._clock = clock
         self._login_state: LoginState | None = None
         self._reg_row: RegistrationInfo | None = None
