@@ -16,13 +16,15 @@ from lti_tool.domain.launch import LaunchContext
 from lti_tool.settings import Settings
 from lti_tool.store import KeyValueStore
 
+from .ags import AgsPublisher
 from .deep_linking import LineItemSpec, ResourceLinkItem, sign_deep_linking_response
-from .errors import LtiError, PendingDeployment, PlatformUnreachable
+from .errors import LtiError, PendingDeployment, PlatformUnreachable, RosterRefused
 from .http import PlatformHttp
 from .keys import published_jwks
 from .launch import CookiesBlocked, NeedsPlatformStorage, ToolMessageLaunch
 from .launch_token import FORM_FIELD, HEADER, LaunchTokens
 from .login import LoginResult, ToolOIDCLogin
+from .nrps import NrpsRoster
 from .platform_keys import PlatformKeyCache
 from .services import service_token
 from .state import LoginStateStore
@@ -31,15 +33,18 @@ from .toolconf import ConfigCache, DbToolConf
 __all__ = [
     "FORM_FIELD",
     "HEADER",
+    "AgsPublisher",
     "CookiesBlocked",
     "LineItemSpec",
     "LoginResult",
     "LtiError",
     "LtiTool",
     "NeedsPlatformStorage",
+    "NrpsRoster",
     "PendingDeployment",
     "PlatformUnreachable",
     "ResourceLinkItem",
+    "RosterRefused",
 ]
 
 
@@ -54,6 +59,9 @@ class LtiTool:
         self.states = LoginStateStore(store, settings.login_state_seconds)
         self.tokens = LaunchTokens(settings.secret_key, store, settings.launch_token_seconds)
         self.config_cache = ConfigCache()
+        #: Grade passback and rosters; safe to share between delivery threads.
+        self.ags = AgsPublisher(self, settings.http_timeout_seconds)
+        self.nrps = NrpsRoster(self, settings.http_timeout_seconds)
 
     @property
     def launch_url(self) -> str:

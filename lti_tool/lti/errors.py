@@ -35,3 +35,16 @@ class PendingDeployment(LtiError):
         self.issuer = issuer
         self.client_id = client_id
         self.deployment_id = deployment_id
+
+
+class RosterRefused(LtiError):
+    """The platform refused the membership (NRPS) request: 401 or 403.
+
+    Open edX answers 403 for courses above its enrolment limit; the roster is then
+    built from launches.
+    """
+
+    status = 502
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("nrps_refused", detail)

@@ -4,7 +4,7 @@ cached per (issuer, client_id, scopes) in the shared store so every worker reuse
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import requests
@@ -21,6 +21,12 @@ from .toolconf import DbRegistration
 
 #: Tokens are dropped this many seconds before the platform says they expire.
 EXPIRY_MARGIN = 60
+
+
+def service_token_key(issuer: str, client_id: str, scopes: Iterable[str]) -> str:
+    """The shared-store key of the access token for (issuer, client_id, scopes)."""
+    raw = "\n".join([issuer, client_id, *sorted(scopes)])
+    return "svc-token:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 class TimeoutSession(requests.Session):
@@ -49,8 +55,7 @@ class StoreServiceConnector(ServiceConnector):
 
     def _scope_key(self, scopes: Any) -> str:
         row = self._registration_row
-        raw = "\n".join([row.issuer, row.client_id, *sorted(scopes)])
-        return "svc-token:" + hashlib.sha256(raw.encode()).hexdigest()
+        return service_token_key(row.issuer, row.client_id, scopes)
 
     def _get_cached_access_token(self, scope_key: str) -> str | None:
         return self._store.get(scope_key)
