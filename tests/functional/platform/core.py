@@ -15,7 +15,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from .keys import cached_rsa_private_key_pem, decode_segments, resign_rs256, sign_rs256
+from .gradebook import Faults, Gradebook
+from .keys import (
+    cached_rsa_private_key_pem,
+    decode_segments,
+    public_key_pem,
+    resign_rs256,
+    sign_rs256,
+)
 from .launch import (
     DEEP_LINKING_REQUEST,
     DEEP_LINKING_SETTINGS_CLAIM,
@@ -60,6 +67,15 @@ class Platform:
       a spec-following tool sends (see ``id_token_for``).
     * Counters ``jwks_requests``/``token_requests``/``auth_requests`` and lists ``auth_errors``,
       ``issued_id_tokens``, ``deep_linking_responses`` record what the tool did.
+    * Services (``services``, through lti1p3platform; bearer tokens from ``/token``): AGS 2.0
+      at ``ags_lineitems_url`` (line item ids ``/ags/lineitems/<n>?type_id=7``; line item 1,
+      ``ags_lineitem_url``, is the declarative one of ``DEFAULT_RESOURCE_LINK_ID``) and NRPS
+      2.0 at ``nrps_memberships_url``. State: ``lineitems`` (id -> fields), ``scores``
+      ((line item id, userId) -> latest accepted score), ``score_posts`` (every score request,
+      with ``status``), ``results(n)``; settable ``not_gradable`` (subs answered 400),
+      ``members`` (NRPS member dicts, see ``add_member``), ``nrps_refuse`` (403 like Open edX
+      over its limit); ``faults`` (``gradebook.Faults``); counters ``ags_requests`` and
+      ``nrps_requests``.
     """
 
     def __init__(
@@ -103,8 +119,12 @@ class Platform:
         self.auth_token_url = f"{self.base_url}/token"
         self.deep_linking_return_url = f"{self.base_url}/dl/response"
         self.ags_lineitems_url = f"{self.base_url}/ags/lineitems"
-        self.ags_lineitem_url = f"{self.base_url}/ags/lineitems/1"
         self.nrps_memberships_url = f"{self.base_url}/nrps/memberships"
+        self.gradebook = Gradebook(self.ags_lineitems_url)
+        self.ags_lineitem_url = self.gradebook.lineitem_url(1)
+        self.faults = Faults()
+        self.members: list[dict[str, Any]] = []
+        self.nrps_refuse = False
 
         self._lock = threading.Lock()
         self._key_names = itertools.count()
@@ -120,6 +140,8 @@ class Platform:
         self.auth_errors: list[str] = []
         self.issued_id_tokens: list[str] = []
         self.deep_linking_responses: list[DeepLinkingResult] = []
+        self.ags_requests = 0
+        self.nrps_requests = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Platform:
@@ -128,7 +150,8 @@ class Platform:
         return self
 
     def stop(self) -> None:
-        """Stop serving and free the port (idempotent)."""
+        """Stop serving and free the port (idempotent); injected delays end at once."""
+        self.faults.release()
         self._server.stop()
 
     def __enter__(self) -> Platform:
@@ -171,6 +194,12 @@ class Platform:
             self._keys = {kid: pem, **(self._keys if keep_old else {})}
             self._current_kid = kid
         return kid
+
+    def public_keys(self) -> dict[str, str]:
+        """kid -> public PEM of every published key (what service tokens may be signed with)."""
+        with self._lock:
+            keys = dict(self._keys)
+        return {kid: public_key_pem(pem) for kid, pem in keys.items()}
 
     def jwks(self) -> dict[str, Any]:
         """The platform JWKS as served at ``keyset_url`` (built by the consumer's key handler)."""
@@ -246,7 +275,8 @@ class Platform:
         feature) is added when given. ``target_link_uri`` replaces the launch (or deep linking)
         URL for this login. The platform remembers the login under its ``lti_message_hint``:
         user, message type, resource link, target, and ``auth_options``, i.e. keyword arguments
-        of ``id_token_for`` (context, custom, ags, nrps, deep_linking_settings) that ``/auth``
+        of ``id_token_for`` (context, custom, ags, ags_lineitem, nrps, deep_linking_settings) that
+        ``/auth``
         applies when this login's auth request arrives.
         """
         from . import openedx
@@ -323,6 +353,7 @@ class Platform:
         context: Mapping[str, Any] | None = DEFAULT_CONTEXT,
         custom: dict[str, Any] | None = None,
         ags: bool = True,
+        ags_lineitem: str | bool | None = True,
         nrps: bool = True,
         deep_linking_settings: dict[str, Any] | None = None,
     ) -> dict[str, str]:
@@ -337,10 +368,15 @@ class Platform:
 
         The token is the consumer's: user claims from the remembered ``LaunchUser``; ``context``
         (``id``/``label``/``title``/``type``; ``None`` omits the claim), ``custom``, AGS
-        (declarative: lineitem.readonly/result.readonly/score) and NRPS through the consumer's
-        API. The consumer drops custom/AGS/NRPS/launch_presentation/tool_platform from deep
-        linking requests. ``deep_linking_settings`` is merged into the deep linking claim
-        (only for ``LtiDeepLinkingRequest``), ``overrides`` set top-level claims, ``remove``
+        and NRPS through the consumer's API. AGS is declarative by default: ``lineitem`` =
+        ``ags_lineitem_url`` (``ags_lineitem=True``) or the URL given as ``ags_lineitem``, scopes
+        lineitem.readonly/result.readonly/score. ``ags_lineitem=None`` (or ``False``) is the
+        programmatic mode: no ``lineitem`` claim, only ``lineitems``, scopes
+        lineitem/result.readonly/score, so the tool finds or creates its line item (say by
+        ``resourceLinkId`` and ``tag``). The consumer drops
+        custom/AGS/NRPS/launch_presentation/tool_platform from deep linking requests.
+        ``deep_linking_settings`` is merged into the deep linking claim (only for
+        ``LtiDeepLinkingRequest``), ``overrides`` set top-level claims, ``remove``
         deletes them, ``header_overrides`` set header fields (``None`` deletes); any of these
         re-signs with the current key (RS256). Without them the consumer's token is returned
         untouched.
@@ -374,6 +410,7 @@ class Platform:
                 custom=custom,
                 ags=ags,
                 nrps=nrps,
+                ags_lineitem=ags_lineitem,
             )
         except openedx.Lti1p3Exception as exc:
             raise AuthRequestError(f"consumer refused the auth request: {exc}") from exc
@@ -404,6 +441,66 @@ class Platform:
             login = self._logins.get(hint)
         options = dict(login.auth_options) if login else {}
         return self.id_token_for(auth_request_params, **options)
+
+    # -- AGS / NRPS state (served by ``services``) -----------------------------------------
+    @property
+    def lineitems(self) -> dict[int, dict[str, Any]]:
+        """Line items by id (the stored fields, without ``id``); live, lock-guarded writes."""
+        return self.gradebook.lineitems
+
+    @property
+    def scores(self) -> dict[tuple[int, str], dict[str, Any]]:
+        """(line item id, userId) -> the latest accepted score, as posted (``scoreGiven``
+        only when ``gradingProgress`` is ``FullyGraded``)."""
+        return self.gradebook.scores
+
+    @property
+    def score_posts(self) -> list[dict[str, Any]]:
+        """Every request to a scores URL, in arrival order: ``lineitem_id``, ``query``,
+        ``content_type``, ``authorization``, ``score`` (the JSON body, or None), ``fault`` (None,
+        ``"fail"``, ``"delay"``, ``"transient"``), ``status`` answered and ``error`` (or None)."""
+        return self.gradebook.score_posts
+
+    @property
+    def not_gradable(self) -> set[str]:
+        """Subs whose scores are refused with 400 ``{"error": "User is not gradable"}``."""
+        return self.gradebook.not_gradable
+
+    @not_gradable.setter
+    def not_gradable(self, subs: set[str]) -> None:
+        self.gradebook.not_gradable = set(subs)
+
+    def lineitem_url(self, lineitem_id: int) -> str:
+        """A line item's id URL, ``{ags_lineitems_url}/<n>?type_id=7``."""
+        return self.gradebook.lineitem_url(lineitem_id)
+
+    def add_lineitem(self, label: str = "DATAide", score_maximum: float = 1, **fields: Any) -> str:
+        """Create a line item as a tool's POST would (``fields``: ``resourceLinkId``, ``tag``,
+        ``resourceId``, ...); return its id URL."""
+        item = {"label": label, "scoreMaximum": score_maximum, **fields}
+        return str(self.gradebook.add(item)["id"])
+
+    def results(self, lineitem_id: int = 1, user_id: str | None = None) -> list[dict[str, Any]]:
+        """The results service's answer for a line item (``userId``, ``resultScore`` scaled to
+        the line item's ``scoreMaximum``, ``resultMaximum``, ``scoreOf``, ``comment``)."""
+        return self.gradebook.results(lineitem_id, user_id)
+
+    def add_member(self, user: LaunchUser, *, status: str = "Active") -> dict[str, Any]:
+        """Append ``user`` to ``members`` as Open edX's NRPS serves it (``user_id`` = sub,
+        context roles from the consumer's role map, ``name``/``email`` when set); return it."""
+        from . import openedx
+
+        member: dict[str, Any] = {
+            "user_id": user.sub,
+            "roles": openedx.context_roles(user.roles),
+            "status": status,
+        }
+        for name in ("name", "email"):
+            if getattr(user, name):
+                member[name] = getattr(user, name)
+        with self._lock:
+            self.members.append(member)
+        return member
 
     # -- deep linking ----------------------------------------------------------------------
     def decode_deep_linking_response(self, jwt_token: str) -> list[dict[str, Any]]:

@@ -35,7 +35,9 @@ DEFAULT_CONTEXT: Mapping[str, Any] = MappingProxyType(
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
 DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 DEEP_LINKING_SETTINGS_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
-ID_TOKEN_OPTIONS = frozenset({"context", "custom", "ags", "nrps", "deep_linking_settings"})
+ID_TOKEN_OPTIONS = frozenset(
+    {"context", "custom", "ags", "ags_lineitem", "nrps", "deep_linking_settings"}
+)
 
 _EXPECTED = {"response_type": "id_token", "response_mode": "form_post", "prompt": "none"}
 

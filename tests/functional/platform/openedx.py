@@ -36,7 +36,11 @@ import_lti_consumer()
 # These imports need Django configured, hence after import_lti_consumer().
 from lti_consumer.data import Lti1p3LaunchData  # noqa: E402
 from lti_consumer.lti_1p3 import exceptions as lti_exceptions  # noqa: E402
-from lti_consumer.lti_1p3.constants import LTI_1P3_CONTEXT_TYPE, LTI_1P3_ROLE_MAP  # noqa: E402
+from lti_consumer.lti_1p3.constants import (  # noqa: E402
+    LTI_1P3_CONTEXT_ROLE_MAP,
+    LTI_1P3_CONTEXT_TYPE,
+    LTI_1P3_ROLE_MAP,
+)
 from lti_consumer.lti_1p3.consumer import LtiAdvantageConsumer  # noqa: E402
 from lti_consumer.lti_1p3.key_handlers import PlatformKeyHandler  # noqa: E402
 from lti_consumer.utils import get_data_from_cache  # noqa: E402
@@ -117,6 +121,14 @@ def split_roles(roles: list[str]) -> tuple[str | None, list[str]]:
     return (openedx[0] if openedx else None), extra
 
 
+def context_roles(roles: list[str]) -> list[str]:
+    """NRPS roles of a ``LaunchUser.roles`` list: Open edX names through the consumer's
+    ``LTI_1P3_CONTEXT_ROLE_MAP`` (as its NRPS serializer does), other entries verbatim."""
+    role, extra = split_roles(roles)
+    mapped = list(LTI_1P3_CONTEXT_ROLE_MAP.get(role, [])) if role else []
+    return list(dict.fromkeys([*mapped, *extra]))
+
+
 def preflight_url(config: ConsumerConfig, user: LaunchUser, settings: LaunchSettings) -> str:
     """Return the consumer's login-initiation URL (tool login URL + query) for ``user``.
 
@@ -171,8 +183,14 @@ def launch_request(
     custom: dict[str, Any] | None,
     ags: bool,
     nrps: bool,
+    ags_lineitem: str | bool | None = True,
 ) -> dict[str, str]:
     """Return the consumer's ``{"state", "id_token"}`` for a validated auth request.
+
+    ``ags_lineitem``: ``True`` puts ``config.ags_lineitem_url`` in the AGS ``lineitem`` claim,
+    a string puts that URL; both declarative (Open edX's default: ``lineitem.readonly``).
+    ``None``/``False`` leaves ``lineitem`` out and enables the consumer's programmatic mode
+    (scope ``lineitem`` instead of ``lineitem.readonly``).
 
     Raises the consumer's ``PreflightRequestValidationFailure`` when its preflight checks fail.
     """
@@ -210,10 +228,11 @@ def launch_request(
     if custom is not None:
         consumer.set_custom_parameters(custom)
     if ags:
+        lineitem_url = config.ags_lineitem_url if ags_lineitem is True else ags_lineitem or None
         consumer.enable_ags(
             lineitems_url=config.ags_lineitems_url,
-            lineitem_url=config.ags_lineitem_url,
-            allow_programmatic_grade_interaction=False,
+            lineitem_url=lineitem_url,
+            allow_programmatic_grade_interaction=lineitem_url is None,
         )
     if nrps:
         consumer.enable_nrps(config.nrps_memberships_url)

@@ -14,7 +14,9 @@ Contract (all on ``Platform.base_url``):
   also answers the tool's ``lti.put_data``/``lti.get_data`` postMessages.
 * ``POST /dl/response``: the deep linking return URL (form field ``JWT``); verifies the response
   with the consumer and records a ``DeepLinkingResult``; 200 or 400 page.
-* Anything else: 404 (AGS and NRPS URLs are advertised in launches but not served yet).
+* ``/ags/...`` and ``/nrps/memberships``: AGS 2.0 and NRPS 2.0 through lti1p3platform (see
+  ``services``).
+* Anything else: 404.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import unquote
 
 import jwt
 
-from . import pages
+from . import pages, services
 from .launch import AuthRequestError, DeepLinkingResult
 from .server import Request, Response
 
@@ -47,6 +49,8 @@ def handle(platform: Platform, request: Request) -> Response:
         return _course(platform, unquote(path.removeprefix("/course/")), request.query)
     if path == "/dl/response" and method == "POST":
         return _deep_linking_response(platform, request.form.get("JWT", ""))
+    if path.startswith("/ags/") or path == "/nrps/memberships":
+        return services.handle(platform, request)
     return Response.text(404, f"not found: {method} {path}")
 
 

@@ -9,7 +9,10 @@ Contract:
 * For each request the server calls ``handler(Request)`` and writes the returned ``Response``.
   A handler exception becomes a 500 with the exception text (tests then see why).
 * Query strings and ``application/x-www-form-urlencoded`` bodies are parsed single-valued
-  (last value wins), which is what LTI and OAuth parameters are.
+  (last value wins), which is what LTI and OAuth parameters are. ``Request.body`` always holds
+  the raw body (JSON service requests parse it themselves); ``form`` stays empty for them.
+* GET, HEAD, POST, PUT and DELETE reach the handler. A client that hung up before the answer
+  (a timed-out service call) is ignored rather than reported.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Request:
     query: dict[str, str]
     form: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -84,21 +88,26 @@ def _make_request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
                 query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                 form=form,
                 headers={key.lower(): value for key, value in self.headers.items()},
+                body=body,
             )
             try:
                 response = handler(request)
             except Exception as exc:  # a harness bug must reach the client, not kill the thread
                 response = Response.text(500, f"{type(exc).__name__}: {exc}")
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
+            try:
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(response.body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (say, a timeout shorter than an injected delay).
+                self.close_connection = True
 
-        do_GET = do_POST = do_HEAD = _dispatch
+        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _dispatch
 
         def log_message(self, format: str, *args: Any) -> None:
             # Silence per-request stderr logging; tests assert on counters instead.
