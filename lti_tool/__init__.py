@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
@@ -12,6 +13,8 @@ from .content.diagnostics import Diagnostic, has_errors
 from .db import Database
 from .logs import configure_logging
 from .lti import LtiTool
+from .services.grade_worker import GradeWorker
+from .services.published import PublishedContent
 from .settings import Settings
 from .store import KeyValueStore, RedisStore, SqlStore
 
@@ -68,7 +71,17 @@ def create_app(settings: Settings | None = None, *, store: KeyValueStore | None 
     app.extensions["dataide_settings"] = settings
     app.extensions["dataide_catalog"] = result.catalog
     app.extensions["dataide_store"] = store
-    app.extensions["dataide_lti"] = LtiTool(settings, store)
+    tool = LtiTool(settings, store)
+    app.extensions["dataide_lti"] = tool
+    app.extensions["dataide_published"] = PublishedContent(Path(settings.content_path))
+    worker = GradeWorker(
+        db.session_factory,
+        tool.ags,
+        concurrency=settings.grade_worker_concurrency,
+        poll_seconds=settings.grade_worker_poll_seconds,
+    )
+    app.extensions["dataide_grade_worker"] = worker
+    app.extensions["dataide_grade_wake"] = _grade_wake(worker, settings.grade_worker == "thread")
 
     if settings.trusted_proxies:
         n = settings.trusted_proxies
@@ -80,3 +93,15 @@ def create_app(settings: Settings | None = None, *, store: KeyValueStore | None 
 
     init_web(app)
     return app
+
+
+def _grade_wake(worker: GradeWorker, in_process: bool) -> Callable[[], None]:
+    """What a new grade calls: start (once, in this process: after gunicorn's fork) and
+    wake the in-process worker; nothing when ``lti-tool worker`` processes deliver."""
+
+    def wake() -> None:
+        if in_process:
+            worker.start()
+            worker.wake()
+
+    return wake

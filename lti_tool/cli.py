@@ -56,12 +56,16 @@ def _fail(message: str) -> None:
 @main.command("setup")
 @with_appcontext
 def setup() -> None:
-    """Migrate the database and generate the tool's keys (idempotent)."""
+    """Migrate the database, generate the tool's keys and record the published content
+    versions of content.lock (idempotent)."""
     alembic_command.upgrade(alembic_config(_settings().database_url), "head")
     with get_db().session() as session:
         key = ensure_current_key(session, _settings().key_encryption_key)
         kid = key.kid
+        synced = content_service.sync_from_lock(session, Path(_settings().content_path))
     click.echo(f"database ready; tool key {kid}")
+    if synced:
+        click.echo(f"published content recorded from content.lock: {len(synced)} version(s)")
     click.echo(f"home page: {_settings().base_url}/")
 
 

@@ -59,6 +59,15 @@ class Settings:
     instance_path: str = "instance"
     #: Folder holding modules/, experiments/ and badges/ (the course content).
     content_path: str = "."
+    #: Grade delivery in each web process: ``thread`` (the embedded default) or ``off``
+    #: (production runs ``lti-tool worker`` processes instead).
+    grade_worker: str = "thread"
+    #: Score requests each worker keeps in flight.
+    grade_worker_concurrency: int = 8
+    #: Seconds a worker waits between looks at the outbox when idle.
+    grade_worker_poll_seconds: float = 1.0
+    #: Seconds a course roster (NRPS) is kept before it is fetched again.
+    roster_cache_seconds: int = 300
 
     @property
     def is_production(self) -> bool:
@@ -132,6 +141,10 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             instance_path=instance_path,
             content_path=env.get("CONTENT_PATH", "").strip() or str(Path.cwd()),
+            grade_worker=_choice(env, "GRADE_WORKER", "thread", ("thread", "off")),
+            grade_worker_concurrency=_int(env, "GRADE_WORKER_CONCURRENCY", 8, 1, 64),
+            grade_worker_poll_seconds=float(_int(env, "GRADE_WORKER_POLL_SECONDS", 1, 1, 60)),
+            roster_cache_seconds=_int(env, "ROSTER_CACHE_SECONDS", 300, 0, 86400),
         )
         settings.validate()
         return settings
@@ -233,3 +246,12 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}={raw!r}: use 1 or 0.")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise SettingsError(f"{name}={raw!r}: use one of {', '.join(allowed)}.")
+    return raw

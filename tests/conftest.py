@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,11 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 
 from lti_tool import create_app
+from lti_tool.content.lock import ItemSource, all_sources
 from lti_tool.db import dispose_app, get_db
 from lti_tool.lti.keys import ensure_current_key
 from lti_tool.models import Base
+from lti_tool.services.content import sync_from_lock
 from lti_tool.settings import Settings, generate_secrets
 from lti_tool.store import RedisStore
 
@@ -71,6 +74,8 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         instance_path=str(tmp_path / "instance"),
         content_path=str(Path(__file__).resolve().parents[1]),
         lti_leeway_seconds=30,
+        # Tests drive grade delivery themselves (GradeWorker.run_until_idle).
+        grade_worker="off",
     )
     return base.with_overrides(**overrides) if overrides else base
 
@@ -81,7 +86,15 @@ def build_app(settings: Settings) -> Flask:
     Base.metadata.create_all(db.engine)
     with db.session() as session:
         ensure_current_key(session, settings.key_encryption_key)
+        root = Path(settings.content_path)
+        sync_from_lock(session, root, _content_sources(root))
     return app
+
+
+@functools.cache
+def _content_sources(root: Path) -> list[ItemSource]:
+    """The content tree's canonical sources, read once per test session."""
+    return all_sources(root)
 
 
 @pytest.fixture

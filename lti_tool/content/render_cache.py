@@ -23,7 +23,7 @@ class RenderCache:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: Catalog | None,
         *,
         question_html: QuestionHtml,
         experiment_html: ExperimentHtml,
@@ -41,9 +41,14 @@ class RenderCache:
 
         Raises KeyError for an unknown module.
         """
-        module = self.catalog.modules[module_id]
+        if self.catalog is None:
+            raise KeyError(module_id)
+        return self.body(self.catalog.modules[module_id], lang)
+
+    def body(self, module: Module, lang: str) -> RenderedBody:
+        """The body of ``module`` (any module, a published version say) in ``lang``."""
         body = module.body(lang) or module.body("fr-CA")
-        assert body is not None, f"{module_id} has no body"
+        assert body is not None, f"{module.id} has no body"
         key = (module.id, str(module.version), body.lang)
         hit = self._cache.get(key)
         if hit is not None:

@@ -139,3 +139,49 @@ def resolve_pin(session: Session, item_id: str, pin: str) -> ContentVersion | No
         if ref.matches(SemVer(row.major, row.minor, row.patch)):
             return row
     return None
+
+
+def sync_from_lock(
+    session: Session, root: Path, sources: list[ItemSource] | None = None
+) -> list[str]:
+    """Record the versions content.lock says were published, from the working tree.
+
+    A fresh database (a new install, a test) learns the published versions whose files
+    are here unchanged: an item whose current files hash to a locked version is that
+    version. Older versions, whose files are only in Git history, are not recovered.
+    Returns the ``id@version`` recorded. Commits.
+    """
+    lock = read_lock(root)
+    recorded: list[str] = []
+    for source in all_sources(root) if sources is None else sources:
+        entry = next(
+            (e for e in lock.get(source.id, []) if e.get("version") == source.version), None
+        )
+        if entry is None or entry.get("sha256") != source.sha256:
+            continue
+        exists = session.scalars(
+            select(ContentVersion.id).where(
+                ContentVersion.item_id == source.id, ContentVersion.version == source.version
+            )
+        ).first()
+        if exists is not None:
+            continue
+        version = parse_version(source.version)
+        assert version is not None
+        session.add(
+            ContentVersion(
+                item_id=source.id,
+                kind=source.kind,
+                version=source.version,
+                major=version.major,
+                minor=version.minor,
+                patch=version.patch,
+                sha256=source.sha256,
+                source=source.to_json(),
+                git_commit=str(entry.get("commit", "")),
+                changelog=_changelog(source),
+            )
+        )
+        recorded.append(f"{source.id}@{source.version}")
+    session.commit()
+    return recorded

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from lti_tool.content.render_cache import RenderCache
 from lti_tool.db import request_session
 from lti_tool.services.platforms import all_frame_origins
 from lti_tool.store import RedisStore
 
-from . import deep_linking_views, home, lti_views, registration_views
+from . import deep_linking_views, home, learn_views, lti_views, registration_views
 from .errors import init_errors
 from .i18n import init_i18n
 from .security import LocalRateLimiter, SharedRateLimiter, csp_nonce, init_security
@@ -31,3 +32,23 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(lti_views.bp)
     app.register_blueprint(registration_views.bp)
     app.register_blueprint(deep_linking_views.bp)
+    app.register_blueprint(learn_views.bp)
+    app.extensions["dataide_learner_render_cache"] = RenderCache(
+        None,
+        question_html=learn_views.question_marker,
+        experiment_html=learn_views.experiment_card,
+        media_url=learn_views.media_url,
+    )
+    from .preview import init_content_templates
+
+    init_content_templates(app)
+    if app.extensions["dataide_settings"].grade_worker == "thread":
+        started: list[bool] = []
+
+        @app.before_request
+        def _start_grade_worker() -> None:
+            # After gunicorn's fork, in the process that serves: pending grades left by
+            # an earlier run are delivered without waiting for a new one.
+            if not started:
+                started.append(True)
+                app.extensions["dataide_grade_worker"].start()

@@ -285,6 +285,36 @@ MESSAGES: dict[str, tuple[object, object, object]] = {
         _l("The platform's registration endpoint did not accept the tool."),
         _l("Start the registration again; if it persists, check the platform's logs."),
     ),
+    "item_unknown": (
+        _l("This activity names unknown content"),
+        _l("The DATAide item this activity points to does not exist on this server."),
+        _l("Tell your course's teacher: the activity must be added again from the content picker."),
+    ),
+    "item_not_published": (
+        _l("This content is not available"),
+        _l("No published version of this DATAide item matches what the activity asks for."),
+        _l("Tell your course's teacher; the DATAide team can publish the content."),
+    ),
+    "pin_invalid": (
+        _l("This activity's version is not valid"),
+        _l("The activity asks for a version of DATAide content that cannot exist."),
+        _l("Tell your course's teacher: the activity must be added again from the content picker."),
+    ),
+    "item_not_placed": (
+        _l("No DATAide content here"),
+        _l("This activity is not linked to a DATAide item."),
+        _l("Your teacher can choose one with the platform's content picker."),
+    ),
+    "question_unknown": (
+        _l("Unknown question"),
+        _l("The answer sent names a question this module does not have."),
+        _l("Go back to the module and answer again."),
+    ),
+    "retry_unknown": (
+        _l("Nothing to retry"),
+        _l("The grade to send again was not found."),
+        _l("Go back to the class view and try again."),
+    ),
     "forbidden": (
         _l("Not allowed"),
         _l("Your role in this course does not give access to this page."),

@@ -134,14 +134,24 @@ def launch() -> Response:
 
 def _render_landing(launch_ctx: LaunchContext, token: str) -> Response:
     g.locale = launch_ctx.locale
-    template = "lti/landing.html"
     if launch_ctx.message_type == DEEP_LINKING:
         if not launch_ctx.is_mentor:
             # Only mentors/editors place content; nothing is sent back to the platform.
             return render_error(403, "forbidden")
-        template = "lti/deep_linking.html"
+        from .deep_linking_views import render_picker
+
+        return render_picker(launch_ctx)
+    from .learn_views import placement_or_error, render_placement
+
+    placement = placement_or_error(launch_ctx)
+    if isinstance(placement, Response):
+        return placement
+    if placement is not None:
+        return render_placement(launch_ctx, placement)
     return make_response(
-        render_template(template, launch=launch_ctx, launch_token=token, token_field=FORM_FIELD)
+        render_template(
+            "lti/landing.html", launch=launch_ctx, launch_token=token, token_field=FORM_FIELD
+        )
     )
 
 

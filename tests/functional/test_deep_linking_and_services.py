@@ -85,7 +85,7 @@ def test_empty_selection_says_what_to_do(lms: Lms) -> None:
     html = _dl_launch(lms, LaunchUser.instructor(locale="en")).get_data(as_text=True)
     again = lms.client.post("/lti/deep-linking", data={"launch_token": _token(html)})
     assert again.status_code == 400
-    assert "Choose the item" in again.get_data(as_text=True)
+    assert "Choose at least one item" in again.get_data(as_text=True)
     assert 'role="alert"' in again.get_data(as_text=True)
 
 

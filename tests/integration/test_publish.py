@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import delete
 
 from lti_tool.content.catalog import load_catalog
 from lti_tool.content.lock import read_lock
 from lti_tool.db import get_db
+from lti_tool.models import ContentVersion
 from lti_tool.services.content import PublishError, publish, resolve_pin, versions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +67,9 @@ def _bump(root: Path, item: str, kind_dir: str, yaml_name: str, version: str) ->
 
 def test_publish_records_versions_and_lock(backend_app: Flask, content: Path) -> None:
     with get_db(backend_app).session() as session:
+        # The test app recorded the locked versions at start: begin from an empty table.
+        session.execute(delete(ContentVersion))
+        session.commit()
         report = publish(session, content)
         assert len(report.published) == 17 and report.unchanged == []
         again = publish(session, content)
