@@ -23,6 +23,7 @@ from lti_tool.services import content as content_service
 from lti_tool.services import coordinators as coord_service
 from lti_tool.services import platforms as platform_service
 from lti_tool.services import users as user_service
+from lti_tool.services.grade_worker import GradeWorker
 from lti_tool.settings import Settings, SettingsError, generate_secrets
 from lti_tool.web.preview import PreviewRequestHandler, create_preview_app
 
@@ -522,3 +523,43 @@ def lti_urls() -> None:
         click.echo(f"Dynamic Registration URL    : {base}/lti/register")
     else:
         click.echo("Dynamic Registration URL    : run `lti-tool platform invite` (one-time URL)")
+
+
+# -- grade delivery ---------------------------------------------------------------------
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=None, help="Score requests in flight."
+)
+@with_appcontext
+def worker(once: bool, concurrency: int | None) -> None:
+    """Deliver grades from the outbox to the platforms (run several: claims are atomic)."""
+    import signal
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    tool = app.extensions["dataide_lti"]
+    grade_worker = GradeWorker(
+        get_db().session_factory,
+        tool.ags,
+        concurrency=concurrency or _settings().grade_worker_concurrency,
+        poll_seconds=_settings().grade_worker_poll_seconds,
+    )
+    if once:
+        grade_worker.run_until_idle(timeout=3600)
+        grade_worker.stop()
+        click.echo(json.dumps(grade_worker.delivered, sort_keys=True))
+        return
+
+    def _stop(_signum: int, _frame: object) -> None:
+        grade_worker.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo(f"grade worker {grade_worker.name} started", err=True)
+    grade_worker.run_forever()
+    grade_worker.stop()
+    click.echo(
+        f"grade worker stopped: {json.dumps(grade_worker.delivered, sort_keys=True)}", err=True
+    )

@@ -128,7 +128,13 @@ class GradeWorker:
             )
             self._thread.start()
 
+    def request_stop(self) -> None:
+        """Stop claiming (a signal handler calls this); ``run_forever`` then returns."""
+        self._stop.set()
+        self._wake.set()
+
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming and wait for the requests in flight."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
