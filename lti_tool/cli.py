@@ -563,3 +563,7 @@ def worker(once: bool, concurrency: int | None) -> None:
     click.echo(
         f"grade worker stopped: {json.dumps(grade_worker.delivered, sort_keys=True)}", err=True
     )
+
+
+if __name__ == "__main__":  # python -m lti_tool.cli (tests start workers this way)
+    main()
