@@ -110,7 +110,7 @@ def test_two_worker_processes_deliver_each_row_once(
     workers = [start_worker(settings, "--once", "--concurrency", "4") for _ in range(2)]
     try:
         for proc in workers:
-            out, err = proc.communicate(timeout=120)
+            _out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err.decode()[-2000:]
     finally:
         for proc in workers:
