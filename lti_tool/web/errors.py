@@ -370,7 +370,11 @@ def init_errors(app: Flask) -> None:
             path=request.path,
             pending=isinstance(exc, PendingDeployment),
         )
-        return render_error(exc.status, exc.code)
+        kept: list[str] = []
+        if exc.code in ("launch_token_expired", "launch_token_invalid"):
+            # What the person typed is shown back, so a relaunch loses nothing.
+            kept = [v[:2000] for v in request.form.getlist("answer") if v.strip()]
+        return render_error(exc.status, exc.code, kept=kept)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -218,3 +218,17 @@ def test_learner_cannot_use_mentor_actions(lms: Lms) -> None:
         refused = post(lms, path, html, row="1", pin="1")
         assert refused.status_code == 403, path
         assert page_code(refused) == "forbidden"
+
+
+def test_expired_launch_keeps_what_the_learner_typed(lms: Lms, module: Module) -> None:
+    custom = place(lms)["custom"]
+    html = launch_placed(lms, LaunchUser.learner(locale="en"), custom).get_data(as_text=True)
+    short = next(q for q in module.questions if q.type == "short_text")
+    lms.app.extensions["dataide_store"].delete(
+        "launch:" + lms.app.extensions["dataide_lti"].tokens.resume(token_of(html)).launch_id
+    )
+    answer = post(lms, "/learn/answer", html, question=short.id, answer="ma réponse <b>")
+    assert answer.status_code == 401
+    assert page_code(answer) == "launch_token_expired"
+    body = answer.get_data(as_text=True)
+    assert "<samp>ma réponse &lt;b&gt;</samp>" in body
