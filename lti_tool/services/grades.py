@@ -69,31 +69,38 @@ class GradeSpec:
 def remember_launch_line_item(
     session: Session, launch: LaunchContext, resource_link_pk: int, resource_id: str
 ) -> None:
-    """Record the line item a launch names (declarative AGS) for ``resource_id``."""
+    """Record the line item a launch names (declarative AGS) as the column of
+    ``resource_id``.
+
+    The platform's column belongs to the first MAJOR the placement served: after a move to
+    a new MAJOR the launch still names the old column, which must keep the old grades.
+    """
     url = launch.ags.lineitem_url if launch.ags else None
     if not url:
         return
-    row = session.scalars(
-        select(LineItem).where(
-            LineItem.resource_link_pk == resource_link_pk, LineItem.resource_id == resource_id
-        )
-    ).first()
-    if row is None:
-        try:
-            with session.begin_nested():
-                session.add(
-                    LineItem(
-                        resource_link_pk=resource_link_pk,
-                        resource_id=resource_id,
-                        url=url,
-                        from_launch=True,
-                    )
+    rows = session.scalars(
+        select(LineItem).where(LineItem.resource_link_pk == resource_link_pk)
+    ).all()
+    launch_row = next((r for r in rows if r.from_launch), None)
+    if launch_row is not None:
+        if launch_row.url != url:
+            launch_row.url = url  # the platform moved its column (course restore, say)
+            launch_row.updated_at = utcnow()
+        return
+    if any(r.resource_id == resource_id for r in rows):
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                LineItem(
+                    resource_link_pk=resource_link_pk,
+                    resource_id=resource_id,
+                    url=url,
+                    from_launch=True,
                 )
-        except IntegrityError:
-            pass
-    elif row.url != url and row.from_launch:
-        row.url = url
-        row.updated_at = utcnow()
+            )
+    except IntegrityError:
+        pass
 
 
 def enqueue_score(

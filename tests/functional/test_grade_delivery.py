@@ -257,3 +257,80 @@ def test_class_view_falls_back_to_launches_when_nrps_is_refused(
     html = launch_placed(lms, LaunchUser.instructor(locale="en"), custom).get_data(as_text=True)
     assert "Ana Launch" in html
     assert "learners who opened this activity" in html
+
+
+def publish_copy(app: Flask, version: str, changelog_en: str) -> None:
+    """Record a new published version of the module (its 1.0.0 source, renumbered)."""
+    import json
+
+    from lti_tool.models import ContentVersion
+
+    with get_db(app).session() as session:
+        row = session.scalars(
+            select(ContentVersion).where(
+                ContentVersion.item_id == MODULE, ContentVersion.version == "1.0.0"
+            )
+        ).one()
+        source = json.loads(row.source)
+        source["files"]["module.yaml"]["version"] = version
+        major, minor, patch = (int(p) for p in version.split("."))
+        session.add(
+            ContentVersion(
+                item_id=MODULE,
+                kind="module",
+                version=version,
+                major=major,
+                minor=minor,
+                patch=patch,
+                sha256=f"{version:0>64}"[-64:],
+                source=json.dumps(source),
+                git_commit="0" * 40,
+                changelog=json.dumps({"fr-CA": "Nouveau.", "en": changelog_en}),
+            )
+        )
+    app.extensions["dataide_published"].forget_versions()
+
+
+def test_moving_to_a_new_major_keeps_old_grades_and_attempts(
+    lms: Lms, app: Flask, module: Module
+) -> None:
+    custom = place(lms, pin="1.0.0")["custom"]
+    early = LaunchUser.learner(sub="early", name="Early Bird")
+    complete(lms, module, custom, early)
+    publish_copy(app, "1.1.0", "Clearer examples.")
+    publish_copy(app, "2.0.0", "New self-check questions.")
+    mentor = LaunchUser.instructor(locale="en")
+    html = launch_placed(lms, mentor, custom).get_data(as_text=True)
+    assert "A newer version is published: 1.1.0" in html
+    assert "A new major version is published: 2.0.0" in html
+    assert "New self-check questions." in html
+    moved = post(lms, "/learn/move", html, pin="2")
+    assert moved.status_code == 200
+    body = moved.get_data(as_text=True)
+    assert "version in use: 2.0.0" in body and "pinned to 2" in body
+    # A new learner starts on 2.0.0 and completes into a new column (resourceId @2).
+    late = LaunchUser.learner(sub="late", name="Late Comer")
+    page = complete(lms, module, custom, late)
+    assert "version 2.0.0" in page
+    rows = drain(app)
+    assert [r.state for r in rows] == ["delivered", "delivered"]
+    assert {r.resource_id for r in rows} == {f"{MODULE}@1", f"{MODULE}@2"}
+    new_columns = [
+        n for n, item in lms.platform.lineitems.items() if item.get("resourceId") == f"{MODULE}@2"
+    ]
+    assert len(new_columns) == 1
+    assert lms.platform.scores[(1, early.sub)]["scoreGiven"] == 1  # the old column keeps it
+    assert (new_columns[0], late.sub) in lms.platform.scores
+    assert (1, late.sub) not in lms.platform.scores
+
+
+def test_a_minor_release_keeps_attempts_on_their_version(lms: Lms, app: Flask) -> None:
+    custom = place(lms)["custom"]  # pin "1": the newest 1.x
+    learner = LaunchUser.learner(sub="steady")
+    first = launch_placed(lms, learner, custom).get_data(as_text=True)
+    assert "version 1.0.0" in first
+    publish_copy(app, "1.1.0", "Clearer examples.")
+    again = launch_placed(lms, learner, custom).get_data(as_text=True)
+    assert "version 1.0.0" in again  # the attempt stays on the version it started
+    newcomer = launch_placed(lms, LaunchUser.learner(sub="newcomer"), custom)
+    assert "version 1.1.0" in newcomer.get_data(as_text=True)
