@@ -147,6 +147,29 @@ def open_module(
     return _state(module, row, serving, target)
 
 
+def preview_module(
+    session: Session,
+    published: PublishedContent,
+    placement: PlacementView,
+    section: str | None = None,
+) -> ModuleState:
+    """The module as the placement serves it, for a mentor: no attempt, nothing saved."""
+    serving = resolve_version(session, published, placement)
+    module = _module(session, published, placement.item_id, str(serving.version))
+    ids = [s.id for s in module.sections]
+    target = section if section in ids else (ids[0] if ids else "")
+    progress = Progress((target,))
+    return ModuleState(
+        module=module,
+        attempt_pk=0,
+        progress=progress,
+        summary=summarize(module, progress),
+        section=target,
+        completed=False,
+        serving=serving,
+    )
+
+
 class ConcurrentUpdate(Exception):
     """The attempt changed meanwhile (another tab); the caller may try again."""
 

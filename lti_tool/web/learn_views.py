@@ -127,7 +127,9 @@ def _module_page(
     status: int = 200,
 ) -> Response:
     try:
-        if state is None:
+        if state is None and launch.is_mentor:
+            state = learning.preview_module(request_session(), published(), placement, section)
+        elif state is None:
             state = learning.open_module(request_session(), published(), launch, placement, section)
     except PlacementError as exc:
         return render_error(404, exc.code)
@@ -265,7 +267,9 @@ def answer() -> Response:
     session = request_session()
     if launch.is_mentor:
         # A mentor trying the module: feedback only, nothing saved or graded.
-        state = learning.open_module(session, published(), launch, placement)
+        state = learning.preview_module(
+            session, published(), placement, request.form.get("section")
+        )
         question = next((q for q in state.module.questions if q.id == qid), None)
         if question is None:
             return render_error(400, "question_unknown")

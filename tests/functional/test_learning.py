@@ -232,3 +232,18 @@ def test_expired_launch_keeps_what_the_learner_typed(lms: Lms, module: Module) -
     assert page_code(answer) == "launch_token_expired"
     body = answer.get_data(as_text=True)
     assert "<samp>ma réponse &lt;b&gt;</samp>" in body
+
+
+def test_mentor_tries_the_module_without_an_attempt(lms: Lms, app: Flask, module: Module) -> None:
+    custom = place(lms)["custom"]
+    html = launch_placed(lms, LaunchUser.instructor(locale="en"), custom).get_data(as_text=True)
+    page = post(lms, "/learn/preview", html)
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "not saved or graded" in body
+    q = next(q for q in module.questions if q.counts)
+    checked = post(lms, "/learn/answer", body, question=q.id, answer=right_answers(module)[q.id])
+    assert "Right answer." in checked.get_data(as_text=True)
+    with get_db(app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Attempt)) == 0
+        assert session.scalar(select(func.count()).select_from(GradeOutboxRow)) == 0
