@@ -97,8 +97,8 @@ def classify_score_response(status: int, body: str) -> DeliveryResult:
 
 def retry_delay(tries: int, jitter: float) -> float:
     """Seconds before try number ``tries + 1``; ``jitter`` in [0, 1) spreads retries."""
-    delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, tries - 1))
-    return float(delay * (0.75 + 0.5 * jitter))
+    delay = BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, tries - 1)
+    return float(min(BACKOFF_MAX_SECONDS, delay * (0.75 + 0.5 * jitter)))
 
 
 def iso_timestamp(moment: datetime) -> str:

@@ -6,10 +6,12 @@ answer, and completion, once reached, never goes back.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 
@@ -67,17 +69,19 @@ WRONG = "incorrect"
 EMPTY = "empty"
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
-_SPACES = re.compile(r"[\s\u00a0]+")
-_EDGES_LEFT = re.compile(r"^[\s\"'«»]+")
-_EDGES_RIGHT = re.compile(r"[\s\"'«».!?;:,]+$")
+#: JavaScript's ``\s``: self-check.js in the preview and this function must agree.
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_COMBINING = re.compile("[\u0300-\u036f]")
+_SPACES = re.compile(f"[{_JS_SPACE}]+")
+_EDGES = re.compile(f"^[{_JS_SPACE}\"'«»“”„]+|[{_JS_SPACE}\"'«»“”„.!?;:,]+\\Z")
 
 
 def normalize_answer(text: str) -> str:
-    """Case-, accent- and spacing-insensitive form of a short answer (as self-check.js)."""
-    value = unicodedata.normalize("NFD", str(text or "").lower())
-    value = "".join(ch for ch in value if not unicodedata.combining(ch))
+    """Case-, accent- and spacing-insensitive form of a short answer; the same rules as
+    ``normalize`` in static/js/self-check.js (the preview checks answers in the browser)."""
+    value = _COMBINING.sub("", unicodedata.normalize("NFD", str(text or "").lower()))
     value = _SPACES.sub(" ", value.translate(_QUOTES))
-    return _EDGES_RIGHT.sub("", _EDGES_LEFT.sub("", value))
+    return _EDGES.sub("", value)
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,8 @@ def counting_questions(module: Module) -> tuple[Question, ...]:
 def needed_right(module: Module) -> int:
     """How many counting questions must be right to complete (ceil of the ratio)."""
     total = len(counting_questions(module))
-    needed = -(-round(module.pass_ratio * total * 1000) // 1000)
+    # Decimal of the ratio as written (0.6 is exactly 0.6): 0.6 x 5 needs 3, not 4.
+    needed = math.ceil(Decimal(str(module.pass_ratio)) * total)
     return min(total, max(0, needed))
 
 

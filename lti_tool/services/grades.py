@@ -243,25 +243,36 @@ def claim_due(session: Session, worker: str, limit: int, busy: Sequence[int] = (
         other.resource_id == GradeOutboxRow.resource_id,
         other.user_sub == GradeOutboxRow.user_sub,
         other.state == OUTBOX_SENDING,
-        other.claimed_at >= expired,
         other.id != GradeOutboxRow.id,
+        # A live claim holds every other row of its key; an expired one (its worker died)
+        # still holds the newer rows, so the older grade is sent again first.
+        or_(other.claimed_at >= expired, other.id < GradeOutboxRow.id),
     )
     due = or_(
         and_(GradeOutboxRow.state == OUTBOX_PENDING, GradeOutboxRow.next_attempt_at <= now),
         and_(GradeOutboxRow.state == OUTBOX_SENDING, GradeOutboxRow.claimed_at < expired),
     )
-    query = select(GradeOutboxRow.id, GradeOutboxRow.state, GradeOutboxRow.claimed_at).where(
-        due, ~in_flight
-    )
+    query = select(
+        GradeOutboxRow.id,
+        GradeOutboxRow.state,
+        GradeOutboxRow.claimed_at,
+        GradeOutboxRow.resource_link_pk,
+        GradeOutboxRow.resource_id,
+        GradeOutboxRow.user_sub,
+    ).where(due, ~in_flight)
     if busy:
         query = query.where(GradeOutboxRow.id.not_in(list(busy)))
     candidates = session.execute(
         query.order_by(GradeOutboxRow.next_attempt_at, GradeOutboxRow.id).limit(limit * 3)
     ).all()
     claimed: list[int] = []
-    for row_id, state, claimed_at in candidates:
+    keys: set[tuple[int, str, str]] = set()
+    for row_id, state, claimed_at, link_pk, resource, sub in candidates:
         if len(claimed) >= limit:
             break
+        if (link_pk, resource, sub) in keys:
+            continue  # one row per key at a time, oldest first
+        keys.add((link_pk, resource, sub))
         same = (
             GradeOutboxRow.claimed_at.is_(None)
             if claimed_at is None

@@ -397,11 +397,6 @@ def test_a_row_waits_while_the_same_grade_is_in_flight(world: World) -> None:
     assert world.claim("w2") == [second]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claim_due's in-flight test only looks at unexpired claims: an expired row and "
-    "its newer pending row (same link, resource_id, user) are both claimed in one call",
-)
 def test_a_taken_back_row_and_its_successor_are_not_both_claimed(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,14 +5,15 @@
 (function () {
   "use strict";
 
-  // Case-, accent- and spacing-insensitive form of a short answer.
+  // Case-, accent- and spacing-insensitive form of a short answer (the same rules as
+  // normalize_answer in lti_tool/domain/progress.py, which grades learners).
   function normalize(text) {
     var value = String(text || "").toLowerCase();
     if (value.normalize) { value = value.normalize("NFD").replace(/[\u0300-\u036f]/g, ""); }
     return value
       .replace(/[\u2019\u2018`]/g, "'")
       .replace(/[\s\u00a0]+/g, " ")
-      .replace(/^[\s"'«»]+|[\s"'«».!?;:,]+$/g, "");
+      .replace(/^[\s"'«»\u201c\u201d\u201e]+|[\s"'«»\u201c\u201d\u201e.!?;:,]+$/g, "");
   }
 
   function each(list, fn) { Array.prototype.forEach.call(list, fn); }
