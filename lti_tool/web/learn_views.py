@@ -194,7 +194,16 @@ def _experiment_page(launch: LaunchContext, placement: PlacementView) -> Respons
         experiment=experiment,
         lang=lang,
         instructions=_markdown(experiment, lang),
+        item_link=_item_title,
     )
+
+
+def _item_title(ref: str, lang: str) -> dict[str, Any]:
+    """A referenced item's title, without a link: inside the LMS, other items are other
+    activities of the course."""
+    item = current_app.extensions["dataide_catalog"].item(ref.split("@", 1)[0])
+    title = item.title.get(lang) if item is not None and hasattr(item, "title") else None
+    return {"ref": ref, "title": title, "href": None}
 
 
 def _markdown(experiment: Experiment, lang: str) -> RenderedBody | str:

@@ -247,3 +247,17 @@ def test_mentor_tries_the_module_without_an_attempt(lms: Lms, app: Flask, module
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Attempt)) == 0
         assert session.scalar(select(func.count()).select_from(GradeOutboxRow)) == 0
+
+
+def test_placed_experiment_shows_its_instructions_and_rubric(lms: Lms, app: Flask) -> None:
+    item = place(lms, item="x01-autodiagnostic")
+    assert item["lineItem"]["tag"] == "dataide-rubric"
+    experiment = app.extensions["dataide_catalog"].experiments["x01-autodiagnostic"]
+    assert item["lineItem"]["scoreMaximum"] == experiment.rubric.total_points
+    page = launch_placed(lms, LaunchUser.learner(locale="en"), item["custom"])
+    assert page.status_code == 200, page_code(page)
+    html = page.get_data(as_text=True)
+    assert str(escape(experiment.title.get("en"))) in html
+    assert str(escape(experiment.rubric.criteria[0].title.get("en"))) in html
+    mentor = launch_placed(lms, LaunchUser.instructor(locale="en"), item["custom"])
+    assert "version in use: 1.0.0" in mentor.get_data(as_text=True)
