@@ -479,6 +479,8 @@ def content_publish(allow_dirty: bool) -> None:
             _fail(str(exc))
     for name in report.published:
         click.echo(f"published {name}")
+    for name in report.drafts:
+        click.echo(f"skipped {name}: status draft (preview only)")
     click.echo(
         f"{len(report.published)} published, {len(report.unchanged)} unchanged, "
         f"from commit {report.commit[:12]}; commit content.lock"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -30,6 +30,8 @@ class PublishReport:
     published: list[str]
     unchanged: list[str]
     commit: str
+    #: Items left out because their status is ``draft``.
+    drafts: list[str] = field(default_factory=list)
 
 
 def git_commit(root: Path, allow_dirty: bool = False) -> str:
@@ -47,6 +49,11 @@ def git_commit(root: Path, allow_dirty: bool = False) -> str:
             "so content.lock can point to the files that were published"
         )
     return commit
+
+
+def _status(source: ItemSource) -> str:
+    data = next(iter(source.files.values()))
+    return str(data.get("status", "")) if isinstance(data, dict) else ""
 
 
 def _changelog(source: ItemSource) -> str:
@@ -72,8 +79,12 @@ def publish(session: Session, root: Path, *, allow_dirty: bool = False) -> Publi
     kinds: dict[str, str] = {}
     published: list[str] = []
     unchanged: list[str] = []
+    drafts: list[str] = []
     for source in all_sources(root):
         kinds[source.id] = source.kind
+        if _status(source) == "draft":
+            drafts.append(f"{source.id}@{source.version}")
+            continue  # a draft is preview only: never served to learners
         version = parse_version(source.version)
         assert version is not None
         row = session.scalars(
@@ -111,7 +122,7 @@ def publish(session: Session, root: Path, *, allow_dirty: bool = False) -> Publi
             entries.append({"version": source.version, "sha256": sha, "commit": commit})
     session.commit()
     write_lock(root, lock, kinds)
-    return PublishReport(published, unchanged, commit)
+    return PublishReport(published, unchanged, commit, drafts)
 
 
 def versions(session: Session, item_id: str) -> list[ContentVersion]:

@@ -430,7 +430,11 @@ def deliver(session: Session, publisher: GradePublisher, row_pk: int, worker: st
         grading_progress=row.grading_progress,
         timestamp=row.timestamp,
     )
-    result = publisher.post_score(session, row.registration_pk, url, score)
+    try:
+        result = publisher.post_score(session, row.registration_pk, url, score)
+    except Exception as exc:  # a broken key or registration: retried, counted, visible
+        session.rollback()
+        return _reschedule(session, row, worker, None, f"{type(exc).__name__}: {exc}")
     session.rollback()  # end the read transaction before writing the outcome
     if result.outcome == g.APPLIED:
         _finish(

@@ -77,14 +77,28 @@ def _attempt(
     session: Session, launch: LaunchContext, placement: PlacementView, serving: PublishedVersion
 ) -> Attempt:
     assert launch.user_pk is not None
+    mine = session.scalars(
+        select(Attempt).where(
+            Attempt.user_pk == launch.user_pk,
+            Attempt.resource_link_pk == placement.resource_link_pk,
+        )
+    ).all()
+    # An attempt stays on the version it started until it is completed, even when the
+    # placement moved to a new MAJOR meanwhile; a completed one stays the learner's (its
+    # grade is in its MAJOR's column). Newcomers start on the served version.
+    unfinished = [a for a in mine if a.completed_at is None]
+    if unfinished:
+        return max(unfinished, key=lambda a: a.major)
+    row = next((a for a in mine if a.major == serving.major), None)
+    if row is None and mine:
+        row = max(mine, key=lambda a: a.major)
+    if row is not None:
+        return row
     query = select(Attempt).where(
         Attempt.user_pk == launch.user_pk,
         Attempt.resource_link_pk == placement.resource_link_pk,
         Attempt.major == serving.major,
     )
-    row = session.scalars(query).first()
-    if row is not None:
-        return row
     try:
         with session.begin_nested():
             row = Attempt(

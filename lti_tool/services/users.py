@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from lti_tool.models import CoordinatorGrant, User
+from lti_tool.models import Attempt, CoordinatorGrant, GradeOutboxRow, User
 
 
 class UserNotFound(LookupError):
@@ -63,16 +64,44 @@ def export_user(session: Session, issuer: str, sub: str) -> dict[str, Any]:
             "last_launch_at": user.last_launch_at.isoformat(),
         },
         "coordinator_grants": [{"scope": g.scope, "note": g.note} for g in grants],
+        "attempts": [
+            {
+                "item": a.item_id,
+                "version": a.version,
+                "sections_seen": json.loads(a.sections_seen or "[]"),
+                "answers": json.loads(a.answers or "{}"),
+                "started_at": a.created_at.isoformat(),
+                "completed_at": a.completed_at.isoformat() if a.completed_at else None,
+            }
+            for a in session.scalars(select(Attempt).where(Attempt.user_pk == user.id))
+        ],
+        "grades_sent": [
+            {
+                "resource_id": r.resource_id,
+                "score_given": r.score_given,
+                "score_maximum": r.score_maximum,
+                "timestamp": r.timestamp,
+                "state": r.state,
+            }
+            for r in session.scalars(
+                select(GradeOutboxRow).where(GradeOutboxRow.user_pk == user.id)
+            )
+        ],
     }
 
 
 def erase_user(session: Session, issuer: str, sub: str) -> None:
-    """Delete the person's row and grants. Commits."""
+    """Delete the person's row, grants, attempts and grade rows. Commits.
+
+    Grades already in the LMS gradebook are the LMS's: erase them there.
+    """
     user = _user(session, issuer, sub)
     session.execute(
         delete(CoordinatorGrant).where(
             CoordinatorGrant.issuer == issuer, CoordinatorGrant.sub == sub
         )
     )
+    session.execute(delete(GradeOutboxRow).where(GradeOutboxRow.user_pk == user.id))
+    session.execute(delete(Attempt).where(Attempt.user_pk == user.id))
     session.delete(user)
     session.commit()

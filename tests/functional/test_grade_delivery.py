@@ -297,6 +297,8 @@ def test_moving_to_a_new_major_keeps_old_grades_and_attempts(
     custom = place(lms, pin="1.0.0")["custom"]
     early = LaunchUser.learner(sub="early", name="Early Bird")
     complete(lms, module, custom, early)
+    midway = LaunchUser.learner(sub="midway", name="Mid Way")
+    launch_placed(lms, midway, custom)  # starts on 1.0.0 and finishes after the move
     publish_copy(app, "1.1.0", "Clearer examples.")
     publish_copy(app, "2.0.0", "New self-check questions.")
     mentor = LaunchUser.instructor(locale="en")
@@ -312,9 +314,15 @@ def test_moving_to_a_new_major_keeps_old_grades_and_attempts(
     late = LaunchUser.learner(sub="late", name="Late Comer")
     page = complete(lms, module, custom, late)
     assert "version 2.0.0" in page
+    finished = complete(lms, module, custom, midway)
+    assert "version 1.0.0" in finished  # the attempt stays on the version it started
     rows = drain(app)
-    assert [r.state for r in rows] == ["delivered", "delivered"]
-    assert {r.resource_id for r in rows} == {f"{MODULE}@1", f"{MODULE}@2"}
+    assert [r.state for r in rows] == ["delivered"] * 3
+    assert {(r.user_sub, r.resource_id) for r in rows} == {
+        ("early", f"{MODULE}@1"),
+        ("late", f"{MODULE}@2"),
+        ("midway", f"{MODULE}@1"),
+    }
     new_columns = [
         n for n, item in lms.platform.lineitems.items() if item.get("resourceId") == f"{MODULE}@2"
     ]
@@ -334,3 +342,20 @@ def test_a_minor_release_keeps_attempts_on_their_version(lms: Lms, app: Flask) -
     assert "version 1.0.0" in again  # the attempt stays on the version it started
     newcomer = launch_placed(lms, LaunchUser.learner(sub="newcomer"), custom)
     assert "version 1.1.0" in newcomer.get_data(as_text=True)
+
+
+def test_export_and_erase_cover_attempts_and_grades(lms: Lms, app: Flask, module: Module) -> None:
+    from lti_tool.services.users import erase_user, export_user
+
+    custom = place(lms)["custom"]
+    learner = LaunchUser.learner(sub="law25")
+    complete(lms, module, custom, learner)
+    drain(app)
+    with get_db(app).session() as session:
+        exported = export_user(session, lms.platform.issuer, learner.sub)
+        assert exported["attempts"][0]["item"] == MODULE
+        assert exported["attempts"][0]["completed_at"] is not None
+        assert exported["grades_sent"][0]["state"] == "delivered"
+        erase_user(session, lms.platform.issuer, learner.sub)
+        assert session.scalars(select(Attempt)).all() == []
+        assert session.scalars(select(GradeOutboxRow)).all() == []
