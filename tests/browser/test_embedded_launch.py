@@ -16,27 +16,26 @@ axe-core checks every page the learner reaches for WCAG 2.1 A/AA violations.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-from flask import Flask
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Frame, Page, Request
+from playwright.sync_api import Page, Request
 
-from lti_tool.db import dispose_app
-from tests.conftest import build_app, make_settings
-from tests.functional.conftest import register, tool_public_key
-from tests.functional.platform import LaunchUser, Platform
+from tests.functional.platform import LaunchUser
 
 from . import harness
-from .harness import AssertNoAxeViolations, BrowserContextFactory, serve_wsgi
+from .embedding import (
+    WAIT_S,
+    Embedded,
+    describe,
+    serve_embedded,
+    snapshot,
+    wait_for_tool_page,
+)
+from .harness import AssertNoAxeViolations, BrowserContextFactory
 
-WAIT_S = 10.0
 LEARNER_NAME = "Émilie Tremblay"
 
 # fr-CA strings, from lti_tool/translations/fr_CA/LC_MESSAGES/messages.po.
@@ -47,48 +46,12 @@ FR_NOT_REGISTERED = "Plateforme non enregistrée"  # msgid "Platform not registe
 FR_BLOCKED = "Votre navigateur a bloqué le lancement"  # msgid "Your browser blocked the launch"
 FR_NEW_WINDOW = "Ouvrir DATAide dans une nouvelle fenêtre"  # "Open DATAide in a new window"
 
-# What a page shows, read in one round trip: enough to decide and to explain a failure.
-_SNAPSHOT_JS = """() => {
-    const h1 = document.querySelector("h1");
-    return {
-        ready: document.readyState,
-        lang: document.documentElement.lang,
-        h1: h1 ? h1.innerText : null,
-        text: document.body ? document.body.innerText : "",
-    };
-}"""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Embedded:
-    app: Flask
-    tool_url: str
-    platform: Platform
-
 
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Embedded]:
     """The tool on http://localhost:<port>, registered with a platform on 127.0.0.1."""
-    port = free_port()
-    tool_url = f"http://localhost:{port}"
-    app = build_app(make_settings(tmp_path, base_url=tool_url))
-    try:
-        with (
-            Platform(tool_base_url=tool_url, tool_public_key_pem=tool_public_key(app)) as platform,
-            serve_wsgi(app, host="localhost", port=port) as served,
-        ):
-            assert served == tool_url
-            assert urlsplit(platform.base_url).hostname == "127.0.0.1"
-            register(app, platform)
-            yield Embedded(app, tool_url, platform)
-    finally:
-        dispose_app(app)
+    with serve_embedded(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
@@ -104,55 +67,6 @@ def block_all_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
         path.write_text(json.dumps(preferences), encoding="utf-8")
 
     monkeypatch.setattr(harness, "write_profile_preferences", write)
-
-
-def snapshot(frame: Frame) -> dict[str, Any]:
-    result: dict[str, Any] = frame.evaluate(_SNAPSHOT_JS)
-    return result
-
-
-def describe(frame: Frame | None, shown: dict[str, Any] | None) -> str:
-    if frame is None:
-        return "the course page has no tool iframe"
-    if shown is None:
-        return f"frame at {frame.url} (not readable)"
-    return (
-        f"frame at {frame.url}, lang={shown['lang']!r}, h1={shown['h1']!r}, text:\n"
-        f"{shown['text'][:1500]}"
-    )
-
-
-def wait_for_tool_page(page: Page, url: str, heading: str, what: str) -> Frame:
-    """Wait until the course page's iframe shows ``url`` (no query) with ``heading`` in its h1.
-
-    Fails after ``WAIT_S`` with what the frame shows instead.
-    """
-    deadline_ms = WAIT_S * 1000
-    waited = 0.0
-    frame: Frame | None = None
-    shown: dict[str, Any] | None = None
-    while waited < deadline_ms:
-        children = page.main_frame.child_frames
-        frame = children[0] if children else None
-        shown = None
-        if frame is not None:
-            try:
-                shown = snapshot(frame)
-            except PlaywrightError:  # navigating: the document went away mid-evaluation
-                shown = None
-            if (
-                shown is not None
-                and shown["ready"] == "complete"
-                and frame.url.split("?", 1)[0] == url
-                and heading in (shown["h1"] or "")
-            ):
-                return frame
-        page.wait_for_timeout(100)
-        waited += 100
-    pytest.fail(
-        f"{what}: no {heading!r} page at {url} after {WAIT_S:.0f}s; {describe(frame, shown)}",
-        pytrace=False,
-    )
 
 
 def tool_requests(page: Page, tool_url: str) -> list[Request]:
