@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -62,6 +63,16 @@ _FAST_SQL = {
 }
 
 
+class _Held:
+    """One thread's driver connection; collected (and its connection released) with the
+    thread's local storage."""
+
+    __slots__ = ("__weakref__", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+
 class SqlStore:
     def __init__(self, engine: Engine, clock: object = time.time) -> None:
         self._engine = engine
@@ -86,6 +97,25 @@ class SqlStore:
                 conn.close()
             self._connections.clear()
 
+    def _hold(self) -> _Held:
+        """A driver connection for this thread, given back to the pool when the thread
+        ends (servers that start a thread per request would otherwise drain the pool)."""
+        held = _Held(self._engine.raw_connection())
+        with self._connections_lock:
+            self._connections.append(held.raw)
+        weakref.finalize(held, self._release, held.raw)
+        return held
+
+    def _release(self, raw: Any) -> None:
+        with self._connections_lock:
+            if raw not in self._connections:
+                return  # closed already (close())
+            self._connections.remove(raw)
+        try:
+            raw.close()
+        except Exception:  # noqa: S110 - a dead thread's connection: nothing to do
+            pass
+
     def _run(self, name: str, params: dict[str, Any], write: bool) -> Any:
         """Run a prepared statement on this thread's own driver connection, in its own
         transaction; reconnect once if the server dropped the connection.
@@ -96,11 +126,10 @@ class SqlStore:
         sql = self._raw_sql[name]
         dbapi = self._engine.dialect.loaded_dbapi
         for attempt in (0, 1):
-            raw = getattr(self._local, "raw", None)
-            if raw is None:
-                raw = self._local.raw = self._engine.raw_connection()
-                with self._connections_lock:
-                    self._connections.append(raw)
+            held = getattr(self._local, "held", None)
+            if held is None:
+                held = self._local.held = self._hold()
+            raw = held.raw
             try:
                 cursor = raw.cursor()
                 try:
@@ -118,7 +147,7 @@ class SqlStore:
                 try:
                     raw.invalidate()
                 finally:
-                    self._local.raw = None
+                    self._local.held = None
                 if attempt:
                     raise
             except dbapi.Error:

@@ -145,3 +145,18 @@ def test_incr_restarts_after_expiry(tmp_path: Path) -> None:
     clock.now += 11
     assert store.incr("c", 10) == 1
     assert store.incr("c", 10) == 2
+
+
+def test_sql_store_gives_connections_back_when_threads_end(tmp_path: Path) -> None:
+    # A server that starts a thread per request must not drain the pool.
+    engine = create_engine(f"sqlite:///{tmp_path / 'threads.db'}")
+    Base.metadata.create_all(engine)
+    store = SqlStore(engine)
+    for n in range(engine.pool.size() + engine.pool._max_overflow + 5):  # type: ignore[attr-defined]
+        thread = threading.Thread(target=store.put, args=(f"k{n}", "v", 60))
+        thread.start()
+        thread.join()
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert store.get("k0") == "v"
+    store.close()
+    engine.dispose()
