@@ -25,8 +25,8 @@ from lti_tool.content.render import RenderedBody
 from lti_tool.content.render_cache import RenderCache
 from lti_tool.db import request_session
 from lti_tool.domain.launch import LaunchContext
-from lti_tool.domain.progress import EMPTY, Verdict
-from lti_tool.lti import FORM_FIELD
+from lti_tool.domain.progress import EMPTY, Verdict, check_answer
+from lti_tool.lti import FORM_FIELD, LtiError
 from lti_tool.services import learning
 from lti_tool.services.class_view import class_view
 from lti_tool.services.grades import retry_row
@@ -99,13 +99,6 @@ def placement_or_error(launch: LaunchContext) -> PlacementView | Response | None
         return placement_for_launch(request_session(), published(), launch)
     except PlacementError as exc:
         return render_error(404, exc.code)
-
-
-def _placement(launch: LaunchContext) -> PlacementView | Response:
-    placement = placement_or_error(launch)
-    if placement is None:
-        return render_error(404, "item_not_placed")
-    return placement
 
 
 def render_placement(launch: LaunchContext, placement: PlacementView) -> Response:
@@ -248,29 +241,37 @@ def _class_page(
     return _page("learn/class.html", launch, status, view=view, message=message)
 
 
-def _launch_and_placement() -> tuple[LaunchContext, PlacementView] | Response:
+def _launch_and_placement() -> tuple[LaunchContext, PlacementView]:
+    """The launch of an in-frame request and its placement; raises what the error
+    handlers turn into pages."""
     launch = resume_launch()
-    found = _placement(launch)
-    if isinstance(found, Response):
-        return found
-    return launch, found
+    placement = placement_for_launch(request_session(), published(), launch)
+    if placement is None:
+        raise PlacementError("item_not_placed")
+    return launch, placement
+
+
+def _mentor() -> tuple[LaunchContext, PlacementView]:
+    launch, placement = _launch_and_placement()
+    if not launch.is_mentor:
+        raise LtiError("forbidden", "mentor action by a learner", status=403)
+    return launch, placement
+
+
+@bp.errorhandler(PlacementError)
+def _placement_error(exc: PlacementError) -> Response:
+    return render_error(404, exc.code)
 
 
 @bp.post("/learn/section")
 def section() -> Response:
-    found = _launch_and_placement()
-    if isinstance(found, Response):
-        return found
-    launch, placement = found
+    launch, placement = _launch_and_placement()
     return _module_page(launch, placement, section=request.form.get("section") or None)
 
 
 @bp.post("/learn/answer")
 def answer() -> Response:
-    found = _launch_and_placement()
-    if isinstance(found, Response):
-        return found
-    launch, placement = found
+    launch, placement = _launch_and_placement()
     qid = request.form.get("question", "")
     values = [v[:500] for v in request.form.getlist("answer")][:20]
     session = request_session()
@@ -282,16 +283,12 @@ def answer() -> Response:
         question = next((q for q in state.module.questions if q.id == qid), None)
         if question is None:
             return render_error(400, "question_unknown")
-        from lti_tool.domain.progress import check_answer
-
         verdict = check_answer(question, values, launch.locale)
         return _module_page(launch, placement, state=state, answered=(qid, verdict, values))
     try:
         outcome = learning.answer_question(session, published(), launch, placement, qid, values)
     except KeyError:
         return render_error(400, "question_unknown")
-    except PlacementError as exc:
-        return render_error(404, exc.code)
     if outcome.just_completed:
         current_app.extensions["dataide_grade_wake"]()
     return _module_page(
@@ -304,29 +301,14 @@ def answer() -> Response:
     )
 
 
-def _mentor() -> tuple[LaunchContext, PlacementView] | Response:
-    found = _launch_and_placement()
-    if isinstance(found, Response):
-        return found
-    if not found[0].is_mentor:
-        return render_error(403, "forbidden")
-    return found
-
-
 @bp.post("/learn/class")
 def class_page() -> Response:
-    found = _mentor()
-    if isinstance(found, Response):
-        return found
-    return _class_page(*found, refresh=request.form.get("refresh") == "1")
+    return _class_page(*_mentor(), refresh=request.form.get("refresh") == "1")
 
 
 @bp.post("/learn/preview")
 def preview() -> Response:
-    found = _mentor()
-    if isinstance(found, Response):
-        return found
-    launch, placement = found
+    launch, placement = _mentor()
     if placement.kind == "experiment":
         return _experiment_page(launch, placement)
     return _module_page(launch, placement, section=request.form.get("section") or None)
@@ -334,10 +316,7 @@ def preview() -> Response:
 
 @bp.post("/learn/retry")
 def retry() -> Response:
-    found = _mentor()
-    if isinstance(found, Response):
-        return found
-    launch, placement = found
+    launch, placement = _mentor()
     try:
         row_pk = int(request.form.get("row", ""))
     except ValueError:
@@ -351,10 +330,7 @@ def retry() -> Response:
 
 @bp.post("/learn/move")
 def move() -> Response:
-    found = _mentor()
-    if isinstance(found, Response):
-        return found
-    launch, placement = found
+    launch, placement = _mentor()
     try:
         placement = move_placement(
             request_session(), published(), placement.pk, request.form.get("pin", "")
