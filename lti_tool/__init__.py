@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, store: KeyValueStore | None 
     if has_errors(result.diagnostics):
         raise ContentError(result.diagnostics, settings.content_path)
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, threads=settings.grade_worker_concurrency)
     db.init_app(app)
     if store is None:
         store = RedisStore(settings.redis_url) if settings.redis_url else SqlStore(db.engine)

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 class Database:
     """Holds the engine and session factory for one application."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, threads: int = 0) -> None:
+        """``threads``: extra threads that use the database beside the request threads
+        (the grade delivery threads, each holding a store connection and a session)."""
         self.url = url
         # No pre-ping: it costs a round trip per request. Connections are recycled instead,
         # and a connection dropped by the server fails one request, not the next ones.
@@ -22,6 +24,8 @@ class Database:
         if url.startswith("sqlite"):
             # Several gunicorn workers share the file: wait for locks instead of failing.
             kwargs["connect_args"] = {"timeout": 15}
+        if threads:
+            kwargs["pool_size"] = 5 + 2 * threads
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

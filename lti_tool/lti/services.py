@@ -4,6 +4,7 @@ cached per (issuer, client_id, scopes) in the shared store so every worker reuse
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -81,11 +82,31 @@ def service_token(
     row = session.get(Registration, registration_pk)
     if row is None:
         raise LtiError("unknown_registration", "registration removed")
-    check_platform_url(row.auth_token_url, "auth_token_url")
-    connector = StoreServiceConnector(
-        DbRegistration(row, session, kek), TimeoutSession(http_timeout), store
-    )
-    try:
-        return str(connector.get_access_token(list(scopes)))
-    except (LtiServiceException, requests.RequestException, KeyError, ValueError) as exc:
-        raise PlatformUnreachable("service_token_refused", f"{row.auth_token_url}: {exc}") from exc
+    key = service_token_key(row.issuer, row.client_id, set(scopes))
+    cached = store.get(key)
+    if cached is not None:
+        return cached
+    # One fetch per (registration, scopes) at a time in this process: the delivery threads
+    # that find the cache empty together wait for the first one's token.
+    with _fetch_lock(key):
+        cached = store.get(key)
+        if cached is not None:
+            return cached
+        check_platform_url(row.auth_token_url, "auth_token_url")
+        with TimeoutSession(http_timeout) as http:
+            connector = StoreServiceConnector(DbRegistration(row, session, kek), http, store)
+            try:
+                return str(connector.get_access_token(list(scopes)))
+            except (LtiServiceException, requests.RequestException, KeyError, ValueError) as exc:
+                raise PlatformUnreachable(
+                    "service_token_refused", f"{row.auth_token_url}: {exc}"
+                ) from exc
+
+
+_FETCH_LOCKS: dict[str, threading.Lock] = {}
+_FETCH_LOCKS_GUARD = threading.Lock()
+
+
+def _fetch_lock(key: str) -> threading.Lock:
+    with _FETCH_LOCKS_GUARD:
+        return _FETCH_LOCKS.setdefault(key, threading.Lock())

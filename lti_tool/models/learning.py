@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedAt, UTCDateTime, utcnow
@@ -97,6 +97,14 @@ class GradeOutboxRow(CreatedAt, Base):
     __tablename__ = "grade_outbox"
     __table_args__ = (
         Index("ix_grade_outbox_state_due", "state", "next_attempt_at"),
+        # What workers scan: the pending rows, in due order (partial: stays small).
+        Index(
+            "ix_grade_outbox_pending_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
         Index("ix_grade_outbox_key", "resource_link_pk", "resource_id", "user_sub"),
     )
 

@@ -38,6 +38,7 @@ class GradeWorker:
         self.session_factory = session_factory
         self.publisher = publisher
         self.concurrency = max(1, concurrency)
+        self._batch = max(1, self.concurrency // 2)
         self.poll_seconds = poll_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
@@ -77,7 +78,9 @@ class GradeWorker:
         with self._lock:
             busy = list(self._in_flight)
             free = self.concurrency - len(busy)
-        if free <= 0:
+        # Claim in batches (half the slots at least) rather than one row per finished
+        # request: each claim scans the outbox.
+        if free <= 0 or (busy and free < self._batch):
             return 0
         with self.session_factory() as session:
             claimed = claim_due(session, self.name, free, busy)

@@ -254,40 +254,41 @@ def claim_due(session: Session, worker: str, limit: int, busy: Sequence[int] = (
     )
     query = select(
         GradeOutboxRow.id,
-        GradeOutboxRow.state,
-        GradeOutboxRow.claimed_at,
         GradeOutboxRow.resource_link_pk,
         GradeOutboxRow.resource_id,
         GradeOutboxRow.user_sub,
     ).where(due, ~in_flight)
     if busy:
         query = query.where(GradeOutboxRow.id.not_in(list(busy)))
+    # PostgreSQL: workers skip the rows another worker is claiming instead of all racing
+    # for the same ones (SQLite has one writer at a time and no row locks).
     candidates = session.execute(
-        query.order_by(GradeOutboxRow.next_attempt_at, GradeOutboxRow.id).limit(limit * 3)
+        query.order_by(GradeOutboxRow.next_attempt_at, GradeOutboxRow.id)
+        .limit(limit * 2)
+        .with_for_update(skip_locked=True, of=GradeOutboxRow)
     ).all()
-    claimed: list[int] = []
+    chosen: list[int] = []
     keys: set[tuple[int, str, str]] = set()
-    for row_id, state, claimed_at, link_pk, resource, sub in candidates:
-        if len(claimed) >= limit:
+    for row_id, link_pk, resource, sub in candidates:
+        if len(chosen) >= limit:
             break
-        if (link_pk, resource, sub) in keys:
-            continue  # one row per key at a time, oldest first
-        keys.add((link_pk, resource, sub))
-        same = (
-            GradeOutboxRow.claimed_at.is_(None)
-            if claimed_at is None
-            else (GradeOutboxRow.claimed_at == claimed_at)
-        )
-        result = session.execute(
-            update(GradeOutboxRow)
-            .where(GradeOutboxRow.id == row_id, GradeOutboxRow.state == state, same)
-            .values(state=OUTBOX_SENDING, claimed_at=now, claimed_by=worker[:120])
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(int(row_id))
+        if (link_pk, resource, sub) not in keys:  # one row per key at a time, oldest first
+            keys.add((link_pk, resource, sub))
+            chosen.append(int(row_id))
+    if not chosen:
+        session.commit()
+        return []
+    # One UPDATE for the batch; `due` is checked again, so a row another worker claimed
+    # meanwhile is not returned.
+    claimed = session.scalars(
+        update(GradeOutboxRow)
+        .where(GradeOutboxRow.id.in_(chosen), due)
+        .values(state=OUTBOX_SENDING, claimed_at=now, claimed_by=worker[:120])
+        .returning(GradeOutboxRow.id)
+        .execution_options(synchronize_session=False)
+    ).all()
     session.commit()
-    return claimed
+    return sorted(int(i) for i in claimed)
 
 
 def _finish(session: Session, row: GradeOutboxRow, worker: str, **values: object) -> bool:
