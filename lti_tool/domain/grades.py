@@ -22,10 +22,12 @@ FAILED = "failed"
 LINE_ITEM_GONE = "line_item_gone"
 TOKEN_REJECTED = "token_rejected"  # noqa: S105 - an outcome name, not a secret
 
-#: Backoff: 1 s, 1.5 s, 2.3 s ... (x1.5 per try) capped at one hour, about two days of
-#: tries in all. It grows slowly at first: most failures are a blip (a 503, a timeout),
-#: and a grade should reach the gradebook while the learner is still looking.
+#: Backoff: 1 s for the first BACKOFF_FLAT_TRIES retries, then x1.5 per try, capped at
+#: one hour: about two days of tries in all. Most failures are a blip (a 503, a timeout)
+#: and a grade should reach the gradebook while the learner is still looking; an outage
+#: costs a few more quick tries before the waits grow.
 BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_FLAT_TRIES = 4
 BACKOFF_FACTOR = 1.5
 BACKOFF_MAX_SECONDS = 3600.0
 MAX_TRIES = 60
@@ -97,7 +99,7 @@ def classify_score_response(status: int, body: str) -> DeliveryResult:
 
 def retry_delay(tries: int, jitter: float) -> float:
     """Seconds before try number ``tries + 1``; ``jitter`` in [0, 1) spreads retries."""
-    delay = BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, tries - 1)
+    delay = BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, tries - BACKOFF_FLAT_TRIES)
     return float(min(BACKOFF_MAX_SECONDS, delay * (0.75 + 0.5 * jitter)))
 
 

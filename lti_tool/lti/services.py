@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .toolconf import DbRegistration
 
 #: Tokens are dropped this many seconds before the platform says they expire.
 EXPIRY_MARGIN = 60
+REGISTRATION_KEY_SECONDS = 60.0
 
 
 def service_token_key(issuer: str, client_id: str, scopes: Iterable[str]) -> str:
@@ -79,9 +81,18 @@ def service_token(
 
     Raises :class:`PlatformUnreachable` when the platform refuses or fails.
     """
+    # (issuer, client_id) of the registration, remembered a minute: the delivery threads
+    # skip a SELECT per score. Short, so a pk reused after a removal cannot pick up the
+    # old platform's token for long.
+    known = _REGISTRATION_KEYS.get(registration_pk)
+    if known is not None and time.monotonic() - known[2] < REGISTRATION_KEY_SECONDS:
+        cached = store.get(service_token_key(known[0], known[1], set(scopes)))
+        if cached is not None:
+            return cached
     row = session.get(Registration, registration_pk)
     if row is None:
         raise LtiError("unknown_registration", "registration removed")
+    _REGISTRATION_KEYS[registration_pk] = (row.issuer, row.client_id, time.monotonic())
     key = service_token_key(row.issuer, row.client_id, set(scopes))
     cached = store.get(key)
     if cached is not None:
@@ -103,6 +114,7 @@ def service_token(
                 ) from exc
 
 
+_REGISTRATION_KEYS: dict[int, tuple[str, str, float]] = {}
 _FETCH_LOCKS: dict[str, threading.Lock] = {}
 _FETCH_LOCKS_GUARD = threading.Lock()
 

@@ -14,11 +14,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Table, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from lti_tool.domain import grades as g
 from lti_tool.domain.launch import LaunchContext
@@ -229,6 +229,48 @@ def latest_rows(session: Session, resource_link_pk: int) -> dict[str, GradeOutbo
 # -- delivery ----------------------------------------------------------------------------
 
 
+_OUTBOX = cast(Table, GradeOutboxRow.__table__)
+
+
+def _claim_candidates(
+    session: Session, now: datetime, expired: datetime, limit: int, busy: Sequence[int]
+) -> list[Any]:
+    """Due rows, oldest due first: pending ones whose time has come (the partial index),
+    then claims whose lease expired. Core statements: this runs for every batch."""
+    t = _OUTBOX
+    other = t.alias("other")
+    in_flight = exists().where(
+        other.c.resource_link_pk == t.c.resource_link_pk,
+        other.c.resource_id == t.c.resource_id,
+        other.c.user_sub == t.c.user_sub,
+        other.c.state == OUTBOX_SENDING,
+        other.c.id != t.c.id,
+        # A live claim holds every other row of its key; an expired one (its worker died)
+        # still holds the newer rows, so the older grade is sent again first.
+        or_(other.c.claimed_at >= expired, other.c.id < t.c.id),
+    )
+    columns = (t.c.id, t.c.resource_link_pk, t.c.resource_id, t.c.user_sub)
+    rows: list[Any] = []
+    for condition in (
+        and_(t.c.state == OUTBOX_PENDING, t.c.next_attempt_at <= now),
+        and_(t.c.state == OUTBOX_SENDING, t.c.claimed_at < expired),
+    ):
+        query = select(*columns).where(condition, ~in_flight)
+        if busy:
+            query = query.where(t.c.id.not_in(list(busy)))
+        # PostgreSQL: workers skip the rows another worker is claiming instead of all
+        # racing for the same ones (SQLite has one writer at a time and no row locks).
+        query = (
+            query.order_by(t.c.next_attempt_at, t.c.id)
+            .limit(limit * 2 - len(rows))
+            .with_for_update(skip_locked=True, of=t)
+        )
+        rows.extend(session.execute(query).all())
+        if len(rows) >= limit * 2:
+            break
+    return rows
+
+
 def claim_due(session: Session, worker: str, limit: int, busy: Sequence[int] = ()) -> list[int]:
     """Claim up to ``limit`` due rows for ``worker``; returns their ids. Commits.
 
@@ -237,39 +279,9 @@ def claim_due(session: Session, worker: str, limit: int, busy: Sequence[int] = (
     """
     now = utcnow()
     expired = now - timedelta(seconds=LEASE_SECONDS)
-    other = aliased(GradeOutboxRow)
-    in_flight = exists().where(
-        other.resource_link_pk == GradeOutboxRow.resource_link_pk,
-        other.resource_id == GradeOutboxRow.resource_id,
-        other.user_sub == GradeOutboxRow.user_sub,
-        other.state == OUTBOX_SENDING,
-        other.id != GradeOutboxRow.id,
-        # A live claim holds every other row of its key; an expired one (its worker died)
-        # still holds the newer rows, so the older grade is sent again first.
-        or_(other.claimed_at >= expired, other.id < GradeOutboxRow.id),
-    )
-    due = or_(
-        and_(GradeOutboxRow.state == OUTBOX_PENDING, GradeOutboxRow.next_attempt_at <= now),
-        and_(GradeOutboxRow.state == OUTBOX_SENDING, GradeOutboxRow.claimed_at < expired),
-    )
-    query = select(
-        GradeOutboxRow.id,
-        GradeOutboxRow.resource_link_pk,
-        GradeOutboxRow.resource_id,
-        GradeOutboxRow.user_sub,
-    ).where(due, ~in_flight)
-    if busy:
-        query = query.where(GradeOutboxRow.id.not_in(list(busy)))
-    # PostgreSQL: workers skip the rows another worker is claiming instead of all racing
-    # for the same ones (SQLite has one writer at a time and no row locks).
-    candidates = session.execute(
-        query.order_by(GradeOutboxRow.next_attempt_at, GradeOutboxRow.id)
-        .limit(limit * 2)
-        .with_for_update(skip_locked=True, of=GradeOutboxRow)
-    ).all()
     chosen: list[int] = []
     keys: set[tuple[int, str, str]] = set()
-    for row_id, link_pk, resource, sub in candidates:
+    for row_id, link_pk, resource, sub in _claim_candidates(session, now, expired, limit, busy):
         if len(chosen) >= limit:
             break
         if (link_pk, resource, sub) not in keys:  # one row per key at a time, oldest first
@@ -278,29 +290,29 @@ def claim_due(session: Session, worker: str, limit: int, busy: Sequence[int] = (
     if not chosen:
         session.commit()
         return []
+    t = _OUTBOX
+    due = or_(
+        and_(t.c.state == OUTBOX_PENDING, t.c.next_attempt_at <= now),
+        and_(t.c.state == OUTBOX_SENDING, t.c.claimed_at < expired),
+    )
     # One UPDATE for the batch; `due` is checked again, so a row another worker claimed
     # meanwhile is not returned.
-    claimed = session.scalars(
-        update(GradeOutboxRow)
-        .where(GradeOutboxRow.id.in_(chosen), due)
+    claimed = session.execute(
+        update(t)
+        .where(t.c.id.in_(chosen), due)
         .values(state=OUTBOX_SENDING, claimed_at=now, claimed_by=worker[:120])
-        .returning(GradeOutboxRow.id)
-        .execution_options(synchronize_session=False)
+        .returning(t.c.id)
     ).all()
     session.commit()
-    return sorted(int(i) for i in claimed)
+    return sorted(int(r[0]) for r in claimed)
 
 
 def _finish(session: Session, row: GradeOutboxRow, worker: str, **values: object) -> bool:
+    t = _OUTBOX
     result = session.execute(
-        update(GradeOutboxRow)
-        .where(
-            GradeOutboxRow.id == row.id,
-            GradeOutboxRow.state == OUTBOX_SENDING,
-            GradeOutboxRow.claimed_by == worker[:120],
-        )
+        update(t)
+        .where(t.c.id == row.id, t.c.state == OUTBOX_SENDING, t.c.claimed_by == worker[:120])
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
     session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -402,6 +414,8 @@ def deliver(session: Session, publisher: GradePublisher, row_pk: int, worker: st
     if row is None or row.state != OUTBOX_SENDING or row.claimed_by != worker[:120]:
         session.rollback()
         return "lost"
+    # Detached: its values stay readable after the rollbacks below without a reload.
+    session.expunge(row)
     url = row.line_item_url
     if not url:
         if not row.lineitems_url:

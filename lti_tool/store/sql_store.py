@@ -8,6 +8,7 @@ request fails later. SQLite (3.35+) and PostgreSQL get single-statement upserts 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -111,10 +112,9 @@ class SqlStore:
             if raw not in self._connections:
                 return  # closed already (close())
             self._connections.remove(raw)
-        try:
+        # A dead thread's connection that fails to close: nothing else to do with it.
+        with contextlib.suppress(Exception):
             raw.close()
-        except Exception:  # noqa: S110 - a dead thread's connection: nothing to do
-            pass
 
     def _run(self, name: str, params: dict[str, Any], write: bool) -> Any:
         """Run a prepared statement on this thread's own driver connection, in its own
