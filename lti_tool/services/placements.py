@@ -55,21 +55,22 @@ def placement_for_launch(
 ) -> PlacementView | None:
     """The placement of the launch's resource link, created from its custom keys.
 
-    Returns None for a link that carries no DATAide item (the program overview).
+    Returns None for a launch that carries no ``dataide_item`` (the program overview).
     Raises :class:`PlacementError` for keys that name nothing published. Commits when
     it creates the placement.
     """
-    if launch.resource_link_pk is None:
+    custom = {k.lower(): v for k, v in launch.custom.items()}
+    item_id = str(custom.get(ITEM_KEY, "")).strip()
+    if launch.resource_link_pk is None or not item_id:
+        # Placed links always carry their keys (the LMS stores them with the link, a
+        # course copy copies them): a launch without them is no placement, and costs no
+        # query (most launches of an unplaced link, the program overview).
         return None
     row = session.scalars(
         select(Placement).where(Placement.resource_link_pk == launch.resource_link_pk)
     ).first()
     if row is not None:
         return _view(row)
-    custom = {k.lower(): v for k, v in launch.custom.items()}
-    item_id = str(custom.get(ITEM_KEY, "")).strip()
-    if not item_id:
-        return None
     pin = str(custom.get(PIN_KEY, "")).strip()
     if not _ITEM_ID.match(item_id):
         raise PlacementError("item_unknown", f"dataide_item={item_id!r}")
