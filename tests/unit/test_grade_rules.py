@@ -111,7 +111,10 @@ def test_retry_delay_starts_at_the_base() -> None:
 @pytest.mark.parametrize("tries", range(1, 30))
 def test_retry_delay_grows_by_the_factor_until_the_cap(tries: int) -> None:
     now, after = g.retry_delay(tries, 0.5), g.retry_delay(tries + 1, 0.5)
-    if now < g.BACKOFF_MAX_SECONDS:
+    if tries < g.BACKOFF_FLAT_TRIES:
+        # The first retries are quick and flat: a blip is retried while the learner looks.
+        assert now == after == pytest.approx(g.BACKOFF_BASE_SECONDS)
+    elif now < g.BACKOFF_MAX_SECONDS:
         assert after == pytest.approx(min(g.BACKOFF_MAX_SECONDS, now * g.BACKOFF_FACTOR))
     else:
         assert after == now == g.BACKOFF_MAX_SECONDS
