@@ -523,22 +523,6 @@ def outbox_table_stats(url: str) -> dict[str, int]:
     return {k: int(v or 0) for k, v in (row or {}).items()}
 
 
-def wait_quiet(timeout: float, busy_pct: float = 15.0) -> bool:
-    """Wait (at most ``timeout`` s) for two quiet half-seconds in a row on the machine."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    last = procstats.Snapshot.machine()
-    while quiet < 2:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
-        now = procstats.Snapshot.machine()
-        busy, total = now[0] - last[0], now[1] - last[1]
-        quiet = quiet + 1 if 100 * busy <= busy_pct * max(1e-9, total) else 0
-        last = now
-    return True
-
-
 def listen_overflows() -> int:
     """The kernel's count of connections dropped because a listen queue was full
     (TcpExt ListenOverflows, all sockets of the machine)."""
@@ -794,7 +778,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 f"(GRADE_WORKER_CONCURRENCY={args.concurrency})",
                 flush=True,
             )
-            if args.quiet_wait and not wait_quiet(args.quiet_wait):
+            if args.quiet_wait and not procstats.wait_quiet(args.quiet_wait, 15.0):
                 print(f"warning: the machine was still busy after {args.quiet_wait:g} s")
             before = procstats.Snapshot.take()
             overflows_before = listen_overflows()

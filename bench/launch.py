@@ -179,23 +179,6 @@ def wait_workers(master: int, workers: int, timeout: float) -> None:
     raise TimeoutError(f"gunicorn {master} has not started {workers} workers")
 
 
-def wait_quiet(timeout: float, busy_pct: float = 10.0) -> bool:
-    """Wait (at most ``timeout`` s) for two quiet half-seconds in a row, the bench's own
-    processes being idle between rounds: then the next round has the machine to itself."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    last = procstats.Snapshot.machine()
-    while quiet < 2:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
-        now = procstats.Snapshot.machine()
-        busy, total = now[0] - last[0], now[1] - last[1]
-        quiet = quiet + 1 if 100 * busy <= busy_pct * max(1e-9, total) else 0
-        last = now
-    return True
-
-
 def run_cli(argv: Sequence[str], env: dict[str, str]) -> str:
     done = subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
@@ -868,7 +851,7 @@ def run(
         for server in servers.values():
             others = [o for o in servers.values() if o is not server]
             for attempt in range(1, args.reruns + 2):
-                wait_quiet(args.quiet_wait)
+                procstats.wait_quiet(args.quiet_wait)
                 stats = measure_round(
                     number, server, others, args.launches, pool, platform.pid, args.round_timeout
                 )
@@ -894,7 +877,7 @@ def run(
         texts = []
         for idle, title in ((False, "on-CPU profile"), (True, "wall-clock profile")):
             raw = RESULTS_DIR / f"tool-{'wall' if idle else 'cpu'}-{stamp}.raw"
-            wait_quiet(args.quiet_wait)
+            procstats.wait_quiet(args.quiet_wait)
             recorder = pyspy_profile.Recorder(py_spy, tool_proc.pid, raw, idle=idle)
             try:
                 pool.run(servers["tool"].target, args.launches, args.round_timeout)

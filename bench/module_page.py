@@ -90,22 +90,6 @@ def foreign_share(before: procstats.Snapshot) -> float:
     return max(0.0, after.machine_busy - before.machine_busy - own) / max(1e-9, total)
 
 
-def wait_quiet(timeout: float, busy_pct: float = 10.0) -> bool:
-    """Wait (at most ``timeout`` s) for two quiet half-seconds in a row on the machine."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    last = procstats.Snapshot.machine()
-    while quiet < 2:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
-        now = procstats.Snapshot.machine()
-        busy, total = now[0] - last[0], now[1] - last[1]
-        quiet = quiet + 1 if 100 * busy <= busy_pct * max(1e-9, total) else 0
-        last = now
-    return True
-
-
 @dataclass
 class Counters:
     statements: int = 0
@@ -422,7 +406,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
         _, html = run_requests(client, html, plan[: args.warmup], times, counters, float("inf"))
         best: Round | None = None
         for attempt in range(1 + max(0, args.reruns)):
-            if args.quiet_wait and not wait_quiet(args.quiet_wait):
+            if args.quiet_wait and not procstats.wait_quiet(args.quiet_wait):
                 print(f"warning: the machine was still busy after {args.quiet_wait:g} s")
             gc.collect()
             times.clear()

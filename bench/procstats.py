@@ -9,6 +9,7 @@ the last one says whether the figures of a round can be trusted.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,3 +166,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = int(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def wait_quiet(timeout: float, busy_pct: float = 10.0) -> bool:
+    """Wait (at most ``timeout`` s) for two quiet half-seconds in a row on the machine, so
+    that what is measured next has it to itself. False when it never got quiet."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    last = Snapshot.machine()
+    while quiet < 2:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+        now = Snapshot.machine()
+        busy, total = now[0] - last[0], now[1] - last[1]
+        quiet = quiet + 1 if 100 * busy <= busy_pct * max(1e-9, total) else 0
+        last = now
+    return True
