@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -18,9 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lti_tool.logs import log_event
 
-from .grades import GradePublisher, claim_due, deliver
+from .grades import GradePublisher, claim_due, deliver, purge_finished
 
 log = logging.getLogger("lti_tool.grades")
+#: How often a worker deletes old finished outbox rows (see grades.purge_finished).
+PURGE_EVERY_SECONDS = 3600.0
 
 
 class GradeWorker:
@@ -111,9 +114,22 @@ class GradeWorker:
         finally:
             timer.cancel()
 
+    def _purge(self) -> None:
+        with self.session_factory() as session:
+            deleted = purge_finished(session)
+        if deleted:
+            log_event(log, "grade_outbox_purged", worker=self.name, rows=deleted)
+
     def run_forever(self) -> None:
         log_event(log, "grade_worker_start", worker=self.name, concurrency=self.concurrency)
+        next_purge = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+                try:
+                    self._purge()
+                except Exception:  # housekeeping must never stop delivery
+                    log.exception("grade outbox purge failed")
             try:
                 claimed = self.run_once()
             except Exception:  # the database was away: try again after a pause

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, and_, exists, func, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from lti_tool.models import (
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     OUTBOX_SUPERSEDED,
+    OUTBOX_TERMINAL,
     GradeOutboxRow,
     LineItem,
     utcnow,
@@ -527,3 +528,26 @@ __all__ = [
     "remember_launch_line_item",
     "retry_row",
 ]
+
+
+#: Finished rows are kept this long, then only the newest of each key stays.
+KEEP_FINISHED_DAYS = 90
+
+
+def purge_finished(session: Session, now: datetime | None = None) -> int:
+    """Delete finished rows older than KEEP_FINISHED_DAYS, except the newest row of each
+    (placement, column, user), which the class view shows. Returns rows deleted. Commits."""
+    t = _OUTBOX
+    cutoff = (now or utcnow()) - timedelta(days=KEEP_FINISHED_DAYS)
+    newer = t.alias("newer")
+    has_newer = exists().where(
+        newer.c.resource_link_pk == t.c.resource_link_pk,
+        newer.c.resource_id == t.c.resource_id,
+        newer.c.user_sub == t.c.user_sub,
+        newer.c.id > t.c.id,
+    )
+    result = session.execute(
+        delete(t).where(t.c.state.in_(OUTBOX_TERMINAL), t.c.finished_at < cutoff, has_newer)
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -737,3 +737,24 @@ def test_every_row_ends_in_one_terminal_state(world: World) -> None:
     assert world.states(*superseded) == [OUTBOX_SUPERSEDED] * 2
     terminal = {OUTBOX_DELIVERED, OUTBOX_NOT_GRADABLE, OUTBOX_FAILED}
     assert all(state in terminal for _pk, state in _iter_states(world, pks))
+
+
+def test_purge_keeps_recent_rows_and_the_newest_of_each_key(world: World) -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=outbox.KEEP_FINISHED_DAYS + 1)
+    first = world.enqueue("alice")
+    second = world.enqueue("alice")  # supersedes the first
+    lone = world.enqueue("bob")
+    recent = world.enqueue("carol")
+    newest = world.enqueue("carol")
+    for pk in (first, second, lone, recent):
+        world.set(pk, state="delivered" if pk != first else "superseded", finished_at=old)
+    world.set(recent, finished_at=now)
+    with world.session() as session:
+        deleted = outbox.purge_finished(session, now)
+    with world.session() as session:
+        left = set(session.scalars(select(GradeOutboxRow.id)))
+    assert deleted == 1
+    # alice's old superseded row goes; her newest (old but last of its key) stays, as do
+    # bob's only row, carol's recent finished row and her pending one.
+    assert left == {second, lone, recent, newest}
