@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import gc
 import importlib
 import importlib.util
-import io
 import json
 import logging
 import os
-import pstats
 import re
 import shutil
 import signal
@@ -607,31 +604,6 @@ def time_preview_page(
     )
 
 
-# -- profiling --------------------------------------------------------------------------
-
-
-def profile_text(title: str, fn: Callable[[], Any], lines: int = 25) -> str:
-    """cProfile of one call: the lti_tool functions by cumulative time, then every
-    function by own time. Paths are shown relative to the project or site-packages."""
-    profiler = cProfile.Profile()
-    gc.collect()
-    profiler.runcall(fn)
-    out = [f"== profile: {title} =="]
-    for sort, restrict, what in (
-        ("cumulative", ["lti_tool", lines], "lti_tool functions by cumulative time"),
-        ("tottime", [lines], "all functions by own time"),
-    ):
-        buffer = io.StringIO()
-        pstats.Stats(profiler, stream=buffer).sort_stats(sort).print_stats(*restrict)
-        text = buffer.getvalue()
-        start = text.find("   ncalls")
-        text = text[start:] if start >= 0 else text
-        for prefix in sorted({str(ROOT) + "/", *(p + "/" for p in sys.path if p)}, key=len)[::-1]:
-            text = text.replace(prefix, "")
-        out += [f"-- {what}", text.rstrip()]
-    return "\n".join(out)
-
-
 # -- report -----------------------------------------------------------------------------
 
 
@@ -965,22 +937,26 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         from lti_tool.services.content import publish
 
         print()
-        print(profile_text("check with content.lock (load_catalog)", lambda: load_catalog(root)))
+        print(
+            procstats.profile_text(
+                "check with content.lock (load_catalog)", lambda: load_catalog(root)
+            )
+        )
         db = Database(f"sqlite:///{tmp / 'profile.sqlite3'}")
         try:
             Base.metadata.create_all(db.engine)
             with db.session_factory() as session:
                 print()
-                print(profile_text("first publish", lambda: publish(session, root)))
+                print(procstats.profile_text("first publish", lambda: publish(session, root)))
         finally:
             db.dispose()
         if page is not None and page.again is not None:
             print()
-            print(profile_text(f"warm preview page, {len(ids)} requests", page.again))
+            print(procstats.profile_text(f"warm preview page, {len(ids)} requests", page.again))
         fresh = make_cache(catalog)
         print()
         print(
-            profile_text(
+            procstats.profile_text(
                 "cold render of every body",
                 lambda: [fresh.module(m, lang) for m in module_ids for lang in LANGS],
             )

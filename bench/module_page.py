@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import gc
-import io
 import json
 import os
-import pstats
 import shutil
 import statistics
 import sys
@@ -262,27 +259,6 @@ def run_requests(
     return samples, html
 
 
-def profile_text(title: str, fn: Callable[[], Any], lines: int = 25) -> str:
-    """cProfile of one call: lti_tool functions by cumulative time, all by own time."""
-    profiler = cProfile.Profile()
-    gc.collect()
-    profiler.runcall(fn)
-    out = [f"== profile: {title} =="]
-    for sort, restrict, what in (
-        ("cumulative", ["lti_tool", lines], "lti_tool functions by cumulative time"),
-        ("tottime", [lines], "all functions by own time"),
-    ):
-        buffer = io.StringIO()
-        pstats.Stats(profiler, stream=buffer).sort_stats(sort).print_stats(*restrict)
-        text = buffer.getvalue()
-        start = text.find("   ncalls")
-        text = text[start:] if start >= 0 else text
-        for prefix in sorted({str(ROOT) + "/", *(p + "/" for p in sys.path if p)}, key=len)[::-1]:
-            text = text.replace(prefix, "")
-        out += [f"-- {what}", text.rstrip()]
-    return "\n".join(out)
-
-
 # -- output ----------------------------------------------------------------------------
 
 
@@ -445,7 +421,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                     client, holder["html"], more, times, counters, float("inf")
                 )
 
-            profile = profile_text(f"{len(more)} more requests, same plan", again)
+            profile = procstats.profile_text(f"{len(more)} more requests, same plan", again)
 
     server = [s.seconds for s in samples]
     overall = figures(server)

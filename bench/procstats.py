@@ -8,11 +8,17 @@ the last one says whether the figures of a round can be trusted.
 
 from __future__ import annotations
 
+import cProfile
+import gc
+import io
 import os
+import pstats
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 KTHREADD = 2  # parent of every kernel thread
@@ -183,3 +189,28 @@ def wait_quiet(timeout: float, busy_pct: float = 10.0) -> bool:
         quiet = quiet + 1 if 100 * busy <= busy_pct * max(1e-9, total) else 0
         last = now
     return True
+
+
+def profile_text(title: str, fn: Callable[[], Any], lines: int = 25) -> str:
+    """cProfile of one call: the lti_tool functions by cumulative time, then every
+    function by own time. Paths are shown relative to the project or site-packages."""
+    profiler = cProfile.Profile()
+    gc.collect()
+    profiler.runcall(fn)
+    out = [f"== profile: {title} =="]
+    for sort, restrict, what in (
+        ("cumulative", ["lti_tool", lines], "lti_tool functions by cumulative time"),
+        ("tottime", [lines], "all functions by own time"),
+    ):
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats(sort).print_stats(*restrict)
+        text = buffer.getvalue()
+        start = text.find("   ncalls")
+        text = text[start:] if start >= 0 else text
+        for prefix in sorted(
+            {str(Path(__file__).resolve().parents[1]) + "/", *(p + "/" for p in sys.path if p)},
+            key=len,
+        )[::-1]:
+            text = text.replace(prefix, "")
+        out += [f"-- {what}", text.rstrip()]
+    return "\n".join(out)

@@ -35,6 +35,7 @@ class RenderCache:
         self._media_url = media_url
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str], RenderedBody] = {}
+        self._fields: dict[tuple[str, ...], RenderedBody | str] = {}
 
     def module(self, module_id: str, lang: str) -> RenderedBody:
         """The module's body in ``lang`` (French when that language has no body).
@@ -64,5 +65,29 @@ class RenderCache:
             self._cache[key] = rendered
         return rendered
 
+    def markdown(self, key: tuple[str, ...], text: str, lang: str) -> RenderedBody | str:
+        """A Markdown field without blocks (experiment instructions, badge narratives),
+        memoised under ``key`` (kind, item, version, language): the HTML, or the error."""
+        hit = self._fields.get(key)
+        if hit is not None:
+            return hit
+        try:
+            rendered: RenderedBody | str = render_body(
+                text, lang=lang, self_check=_no_block, experiment=_no_block, media_url=_no_media
+            )
+        except ValueError as exc:
+            rendered = str(exc)
+        with self._lock:
+            self._fields[key] = rendered
+        return rendered
+
     def __len__(self) -> int:
         return len(self._cache)
+
+
+def _no_block(argument: str) -> str:
+    raise ValueError(f"'{argument}': self-check and experiment blocks belong in module bodies")
+
+
+def _no_media(path: str) -> str:
+    raise ValueError(f"image {path}: images belong in module bodies")

@@ -295,12 +295,3 @@ def module_question_sections(module: Module) -> dict[str, tuple[str, ...]]:
             if len(parts) >= 3:
                 found.setdefault(current, []).append(parts[2])
     return {k: tuple(v) for k, v in found.items()}
-
-
-def learner_progress(session: Session, resource_link_pk: int) -> list[Attempt]:
-    """Every attempt on a placement (for the class view)."""
-    return list(
-        session.scalars(
-            select(Attempt).where(Attempt.resource_link_pk == resource_link_pk).order_by(Attempt.id)
-        )
-    )

@@ -95,10 +95,6 @@ class PublishedContent:
             return None
         return next((v for v in self.versions(session, item_id) if ref.matches(v.version)), None)
 
-    def newest(self, session: Session, item_id: str) -> PublishedVersion | None:
-        versions = self.versions(session, item_id)
-        return versions[0] if versions else None
-
     def item(self, session: Session, item_id: str, version: str) -> Module | Experiment | None:
         """The item at exactly ``version``, built from its stored source; None if unknown."""
         key = (item_id, version)

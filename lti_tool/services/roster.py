@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lti_tool.domain.launch import LEARNER, MENTOR, LaunchContext
+from lti_tool.domain.launch import LEARNER, LaunchContext
 from lti_tool.domain.roster import SOURCE_LAUNCHES, SOURCE_NRPS, Member, Roster
 from lti_tool.models import Attempt, User
 from lti_tool.store import KeyValueStore
@@ -113,4 +113,4 @@ def class_roster(
     )
 
 
-__all__ = ["MENTOR", "RosterSource", "class_roster", "from_launches"]
+__all__ = ["RosterSource", "class_roster", "from_launches"]

@@ -186,7 +186,11 @@ def _experiment_page(launch: LaunchContext, placement: PlacementView) -> Respons
         launch,
         experiment=experiment,
         lang=lang,
-        instructions=_markdown(experiment, lang),
+        instructions=render_cache().markdown(
+            ("x", experiment.id, str(experiment.version), lang),
+            experiment.instructions.get(lang),
+            lang,
+        ),
         item_link=_item_title,
     )
 
@@ -197,24 +201,6 @@ def _item_title(ref: str, lang: str) -> dict[str, Any]:
     item = current_app.extensions["dataide_catalog"].item(ref.split("@", 1)[0])
     title = item.title.get(lang) if item is not None and hasattr(item, "title") else None
     return {"ref": ref, "title": title, "href": None}
-
-
-def _markdown(experiment: Experiment, lang: str) -> RenderedBody | str:
-    from lti_tool.content.render import render_body
-
-    def refuse(argument: str) -> str:
-        raise ValueError(argument)
-
-    try:
-        return render_body(
-            experiment.instructions.get(lang),
-            lang=lang,
-            self_check=refuse,
-            experiment=refuse,
-            media_url=refuse,
-        )
-    except ValueError as exc:
-        return str(exc)
 
 
 def _class_page(

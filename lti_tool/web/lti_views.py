@@ -138,6 +138,7 @@ def _render_landing(launch_ctx: LaunchContext, token: str) -> Response:
         if not launch_ctx.is_mentor:
             # Only mentors/editors place content; nothing is sent back to the platform.
             return render_error(403, "forbidden")
+        # Deferred: those blueprints import resume_launch from this module.
         from .deep_linking_views import render_picker
 
         return render_picker(launch_ctx)

@@ -31,7 +31,7 @@ from markupsafe import Markup, escape
 from werkzeug.serving import WSGIRequestHandler
 
 from lti_tool.content.model import BadgeClass, Catalog, Experiment, Item, Module
-from lti_tool.content.render import RenderedBody, render_body
+from lti_tool.content.render import RenderedBody
 from lti_tool.content.render_cache import RenderCache
 from lti_tool.content.versions import parse_reference
 from lti_tool.domain.launch import DEFAULT_LOCALE, SUPPORTED_LOCALES
@@ -99,7 +99,6 @@ class _PreviewState:
         self._lock = threading.Lock()
         self._fingerprint = ""
         self._cache: RenderCache | None = None
-        self._markdown: dict[tuple[str, ...], RenderedBody | str] = {}
 
     def snapshot(self) -> tuple[Snapshot, RenderCache]:
         snap = self.content.current()
@@ -111,29 +110,8 @@ class _PreviewState:
                     experiment_html=_experiment_html,
                     media_url=_media_url,
                 )
-                self._markdown = {}
                 self._fingerprint = snap.fingerprint
             return snap, self._cache
-
-    def markdown(self, key: tuple[str, ...], text: str, lang: str) -> RenderedBody | str:
-        """A Markdown field without blocks (instructions, narrative): rendered, or the error."""
-        with self._lock:
-            hit = self._markdown.get(key)
-        if hit is not None:
-            return hit
-        try:
-            rendered: RenderedBody | str = render_body(
-                text,
-                lang=lang,
-                self_check=_no_block,
-                experiment=_no_block,
-                media_url=_no_media,
-            )
-        except ValueError as exc:
-            rendered = str(exc)
-        with self._lock:
-            self._markdown[key] = rendered
-        return rendered
 
 
 def _state() -> _PreviewState:
@@ -143,14 +121,6 @@ def _state() -> _PreviewState:
 
 def _catalog() -> Catalog:
     return _state().snapshot()[0].result.catalog
-
-
-def _no_block(argument: str) -> str:
-    raise ValueError(f"'{argument}': self-check and experiment blocks belong in module bodies")
-
-
-def _no_media(path: str) -> str:
-    raise ValueError(f"image {path}: images belong in module bodies")
 
 
 # -- callbacks of the render cache (their HTML is cached per item, version, language) --
@@ -324,8 +294,7 @@ def module(item_id: str) -> Response:
 
 @bp.get("/experiments/<item_id>")
 def experiment(item_id: str) -> Response:
-    state = _state()
-    snap, _ = state.snapshot()
+    snap, cache = _state().snapshot()
     found: Experiment | None = snap.result.catalog.experiments.get(item_id)
     if found is None:
         abort(404)
@@ -335,14 +304,13 @@ def experiment(item_id: str) -> Response:
         "preview/experiment.html",
         snap,
         experiment=found,
-        instructions=state.markdown(("x", *key), found.instructions.get(lang), lang),
+        instructions=cache.markdown(("x", *key), found.instructions.get(lang), lang),
     )
 
 
 @bp.get("/badges/<item_id>")
 def badge(item_id: str) -> Response:
-    state = _state()
-    snap, _ = state.snapshot()
+    snap, cache = _state().snapshot()
     found: BadgeClass | None = snap.result.catalog.badges.get(item_id)
     if found is None:
         abort(404)
@@ -353,7 +321,7 @@ def badge(item_id: str) -> Response:
         snap,
         badge=found,
         issuer=snap.result.catalog.issuer,
-        narrative=state.markdown(("b", *key), found.narrative.get(lang), lang),
+        narrative=cache.markdown(("b", *key), found.narrative.get(lang), lang),
         image_url=url_for("preview.badge_image", item_id=found.id, filename=found.image_file),
     )
 

@@ -23,6 +23,7 @@ from tests.functional.test_replay_across_processes import (
     HTTP_TIMEOUT_S,
     ROOT,
     Server,
+    add_platform_with_cli,
     free_port,
     run_cli,
     start_gunicorn,
@@ -54,23 +55,7 @@ def embedded(tmp_path: Path) -> Iterator[tuple[Server, Platform]]:
     logs.mkdir()
     run_cli(env, "setup")  # migrations, key, and the published versions of content.lock
     with Platform(tool_base_url=base_url) as platform:
-        run_cli(
-            env,
-            "platform",
-            "add",
-            "--issuer",
-            platform.issuer,
-            "--client-id",
-            platform.client_id,
-            "--auth-login-url",
-            platform.auth_login_url,
-            "--auth-token-url",
-            platform.auth_token_url,
-            "--key-set-url",
-            platform.keyset_url,
-            "--deployment-id",
-            "1",
-        )
+        add_platform_with_cli(env, platform)
         server = start_gunicorn("embedded", port, env, logs)
         try:
             wait_ready(server)

@@ -84,6 +84,27 @@ def run_cli(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def add_platform_with_cli(env: dict[str, str], platform: Platform) -> None:
+    """Register ``platform`` as an administrator would: ``lti-tool platform add``."""
+    run_cli(
+        env,
+        "platform",
+        "add",
+        "--issuer",
+        platform.issuer,
+        "--client-id",
+        platform.client_id,
+        "--auth-login-url",
+        platform.auth_login_url,
+        "--auth-token-url",
+        platform.auth_token_url,
+        "--key-set-url",
+        platform.keyset_url,
+        "--deployment-id",
+        "1",
+    )
+
+
 def start_gunicorn(name: str, port: int, env: dict[str, str], logs: Path) -> Server:
     stdout, stderr = logs / f"{name}.out.log", logs / f"{name}.err.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -223,23 +244,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     logs.mkdir()
     run_cli(env, "setup")
     with Platform(tool_base_url=base_url) as platform:
-        run_cli(
-            env,
-            "platform",
-            "add",
-            "--issuer",
-            platform.issuer,
-            "--client-id",
-            platform.client_id,
-            "--auth-login-url",
-            platform.auth_login_url,
-            "--auth-token-url",
-            platform.auth_token_url,
-            "--key-set-url",
-            platform.keyset_url,
-            "--deployment-id",
-            "1",
-        )
+        add_platform_with_cli(env, platform)
         servers: list[Server] = []
         try:
             for name, port in (("A", port_a), ("B", port_b)):

@@ -226,8 +226,8 @@ def test_pins_among_several_versions(backend_app: Flask) -> None:
             found = published.resolve(session, "m01-maturite", pin)
             assert found is not None and str(found.version) == expected, pin
         assert published.resolve(session, "m01-maturite", "3") is None
-        newest = published.newest(session, "m01-maturite")
-        assert newest is not None and str(newest.version) == "2.0.0"
+        newest = published.versions(session, "m01-maturite")[0]
+        assert str(newest.version) == "2.0.0"
         assert newest.changelog == {"fr-CA": "Version 2.0.0.", "en": "Version 2.0.0."}
         built = published.item(session, "m01-maturite", "1.10.2")
         assert built is not None and built.version == SemVer(1, 10, 2)
